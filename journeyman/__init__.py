@@ -1,0 +1,1 @@
+"""Journeyman: durable customer journeys on Temporal."""

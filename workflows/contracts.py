@@ -1,0 +1,184 @@
+"""What crosses the workflow boundary: dataclasses, names and keys, defined once.
+
+Workflows, activities and the API all import from here; nothing here does I/O, so the
+workflow sandbox can load it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from temporalio.common import SearchAttributeKey
+
+# Search attributes every enrollment keeps current, so operators can filter in the Temporal UI.
+JOURNEY_NAME = SearchAttributeKey.for_keyword("JourneyName")
+JOURNEY_VERSION = SearchAttributeKey.for_int("JourneyVersion")
+CONTACT_ID = SearchAttributeKey.for_keyword("ContactId")
+JOURNEY_STEP = SearchAttributeKey.for_keyword("JourneyStep")
+SEARCH_ATTRIBUTES = (JOURNEY_NAME, JOURNEY_VERSION, CONTACT_ID, JOURNEY_STEP)
+
+# Workflow handler names, part of the wire contract with the API.
+EVENT_SIGNAL = "event"
+EXIT_SIGNAL = "exit"
+STATE_QUERY = "state"
+
+# Activity names, so workflows call them without importing their implementation.
+SEND_MESSAGE = "send_message"
+READ_CONTACT = "read_contact"
+RECORD_LIFECYCLE = "record_lifecycle"
+START_JOURNEY = "start_journey"
+
+# ApplicationError types, defined once.
+ERR_JOURNEY_DEFINITION = "JourneyDefinitionError"
+ERR_UNKNOWN_JOURNEY = "UnknownJourney"
+ERR_TEMPLATE = "TemplateError"
+ERR_PERMANENT_SEND = "PermanentSendFailure"
+
+Reentry = Literal["never", "after_exit", "always"]
+Status = Literal["active", "converted", "exited", "completed", "failed"]
+LifecycleKind = Literal["entered", "step", "ended"]
+
+
+def workflow_id_for(journey: str, contact_id: str, key: str | None = None) -> str:
+    """Deterministic enrollment id: the same contact, journey and key always map to one id."""
+    base = f"journey:{journey}:{contact_id}"
+    return f"{base}:{key}" if key else base
+
+
+@dataclass
+class Event:
+    """A behaviour fact as journeys see it."""
+
+    id: str
+    contact_id: str
+    name: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+
+@dataclass
+class EnrollmentInput:
+    contact_id: str
+    key: str | None = None
+    trigger: Event | None = None
+
+
+@dataclass
+class StepRecord:
+    name: str
+    kind: str
+    at: datetime
+    outcome: str
+
+
+@dataclass
+class EnrollmentState:
+    """What the `state` query answers: where an enrollment is and what it has done."""
+
+    workflow_id: str
+    journey: str
+    version: int
+    contact_id: str
+    key: str | None
+    status: Status
+    current_step: str | None
+    waiting_for: list[str]
+    wait_until: datetime | None
+    steps: list[StepRecord]
+    ended_by: str | None = None
+
+
+@dataclass
+class EnrollmentResult:
+    status: Status
+    ended_by: str | None
+    steps: list[StepRecord]
+
+
+@dataclass
+class ExitRequest:
+    reason: str = "operator"
+
+
+@dataclass
+class SendRequest:
+    message_id: str
+    workflow_id: str
+    run_id: str
+    journey: str
+    version: int
+    step: str
+    contact_id: str
+    channel: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    trigger: Event | None = None
+
+
+@dataclass
+class SendResult:
+    message_id: str
+    status: Literal["sent", "suppressed", "failed"]
+    reason: str | None = None
+    sent_at: datetime | None = None
+
+    @property
+    def outcome(self) -> str:
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
+
+@dataclass
+class ContactRequest:
+    contact_id: str
+
+
+@dataclass
+class ContactSnapshot:
+    contact_id: str
+    exists: bool
+    email: str | None = None
+    phone: str | None = None
+    timezone: str | None = None
+    locale: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LifecycleRecord:
+    workflow_id: str
+    run_id: str
+    journey: str
+    version: int
+    contact_id: str
+    key: str | None
+    kind: LifecycleKind
+    at: datetime
+    status: Status = "active"
+    step: str | None = None
+    step_kind: str | None = None
+    outcome: str | None = None
+    trigger_event_id: str | None = None
+
+
+@dataclass
+class LifecycleAck:
+    recorded: bool
+
+
+@dataclass
+class StartJourneyRequest:
+    journey: str
+    contact_id: str
+    key: str | None = None
+    trigger: Event | None = None
+    started_by: str | None = None
+
+
+@dataclass
+class StartJourneyResult:
+    journey: str
+    workflow_id: str
+    action: Literal["started", "signalled", "skipped"]
+    reason: str | None = None

@@ -1,0 +1,496 @@
+"""The journey runtime: what every journey class inherits.
+
+A journey subclasses `Journey`, declares its name, triggers, goals and exits as class
+attributes, writes its steps in `steps()` with the primitives below, and is decorated with
+`@journey`. The runtime turns it into a Temporal workflow that:
+
+- receives every behaviour event through one signal, de-duplicated by event id;
+- ends the enrollment the moment a goal (`converted`) or exit (`exited`) event arrives,
+  whatever step it is in, by cancelling the steps;
+- answers the `state` query and keeps the `JourneyStep` search attribute current;
+- records its lifecycle (entered, each step, ended) for stats.
+
+Only `workflow.*` time, timers and logging are used here: this module runs in the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.contracts import (
+        CONTACT_ID,
+        ERR_JOURNEY_DEFINITION,
+        ERR_PERMANENT_SEND,
+        ERR_TEMPLATE,
+        ERR_UNKNOWN_JOURNEY,
+        EVENT_SIGNAL,
+        EXIT_SIGNAL,
+        JOURNEY_NAME,
+        JOURNEY_STEP,
+        JOURNEY_VERSION,
+        READ_CONTACT,
+        RECORD_LIFECYCLE,
+        SEND_MESSAGE,
+        START_JOURNEY,
+        STATE_QUERY,
+        ContactRequest,
+        ContactSnapshot,
+        EnrollmentInput,
+        EnrollmentResult,
+        EnrollmentState,
+        Event,
+        ExitRequest,
+        LifecycleAck,
+        LifecycleKind,
+        LifecycleRecord,
+        Reentry,
+        SendRequest,
+        SendResult,
+        StartJourneyRequest,
+        StartJourneyResult,
+        Status,
+        StepRecord,
+        workflow_id_for,
+    )
+
+# Sends retry through provider outages with backoff; a day later the message is stale, so the
+# step is recorded as failed and the journey goes on rather than sending yesterday's news.
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    non_retryable_error_types=[ERR_TEMPLATE, ERR_PERMANENT_SEND],
+)
+SEND_TIMEOUT = timedelta(seconds=60)
+SEND_GIVE_UP_AFTER = timedelta(hours=24)
+BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
+BOOKKEEPING_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
+
+
+class Journey:
+    """Base class of every journey. Subclasses declare the class attributes and `steps()`."""
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    description: ClassVar[str] = ""
+    triggers: ClassVar[tuple[str, ...]] = ()
+    goals: ClassVar[tuple[str, ...]] = ()
+    exits: ClassVar[tuple[str, ...]] = ()
+    # Events the steps wait for with `wait_for`; routing uses this to signal enrollments.
+    waits_for: ClassVar[tuple[str, ...]] = ()
+    reentry: ClassVar[Reentry] = "never"
+    # Event property that keys enrollments (one per contact per value), e.g. "cart_id".
+    key: ClassVar[str | None] = None
+
+    def __init__(self, enrollment: EnrollmentInput) -> None:
+        self.enrollment = enrollment
+        self.contact_id = enrollment.contact_id
+        self.enrollment_key = enrollment.key
+        self.trigger = enrollment.trigger
+        self._seen_event_ids: set[str] = set()
+        if enrollment.trigger is not None:
+            self._seen_event_ids.add(enrollment.trigger.id)
+        # Events the steps may still `wait_for`, with the time they arrived.
+        self._inbox: list[tuple[datetime, Event]] = []
+        self._window_start: datetime | None = None
+        self._status: Status = "active"
+        self._ended_by: str | None = None
+        self._steps_task: asyncio.Task[None] | None = None
+        self._current_step: str | None = None
+        self._waiting_for: list[str] = []
+        self._wait_until: datetime | None = None
+        self._done: list[StepRecord] = []
+        self._used_step_names: set[str] = set()
+
+    # ----- to be written by each journey -------------------------------------------------
+
+    async def steps(self) -> None:
+        """The journey, top to bottom. Returning ends the enrollment as `completed`."""
+        raise NotImplementedError
+
+    # ----- declarations ------------------------------------------------------------------
+
+    @classmethod
+    def listens_to(cls) -> frozenset[str]:
+        """Every event name a running enrollment of this journey wants to receive."""
+        return frozenset(cls.goals) | frozenset(cls.exits) | frozenset(cls.waits_for)
+
+    @classmethod
+    def workflow_type(cls) -> str:
+        return f"{cls.name}.v{cls.version}"
+
+    # ----- handlers ----------------------------------------------------------------------
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def on_event(self, event: Event) -> None:
+        if event.id in self._seen_event_ids:
+            return
+        self._seen_event_ids.add(event.id)
+        if self._status != "active" or not self._is_for_this_key(event):
+            return
+        if event.name in self.exits:
+            self._end("exited", f"event:{event.name}")
+        elif event.name in self.goals:
+            self._end("converted", f"event:{event.name}")
+        elif event.name in self.waits_for:
+            self._inbox.append((workflow.now(), event))
+
+    @workflow.signal(name=EXIT_SIGNAL)
+    def on_exit(self, request: ExitRequest) -> None:
+        if self._status == "active":
+            self._end("exited", request.reason)
+
+    @workflow.query(name=STATE_QUERY)
+    def state(self) -> EnrollmentState:
+        return EnrollmentState(
+            workflow_id=workflow.info().workflow_id,
+            journey=self.name,
+            version=self.version,
+            contact_id=self.contact_id,
+            key=self.enrollment_key,
+            status=self._status,
+            current_step=self._current_step,
+            waiting_for=list(self._waiting_for),
+            wait_until=self._wait_until,
+            steps=list(self._done),
+            ended_by=self._ended_by,
+        )
+
+    # ----- the run loop (called by the `run` method that `@journey` adds) ----------------
+
+    async def _run(self) -> EnrollmentResult:
+        self._window_start = workflow.now()
+        await self._record("entered")
+        if self._status == "active":
+            self._steps_task = asyncio.create_task(self.steps())
+            try:
+                await self._steps_task
+            except asyncio.CancelledError:
+                # Our own cancellation (goal/exit) is expected; anyone else's is an
+                # operator cancelling the workflow, which we record as an exit.
+                if self._status == "active":
+                    self._end("exited", "cancelled")
+                    await self._finish()
+                    raise
+        if self._status == "active":
+            self._status = "completed"
+        await self._finish()
+        return EnrollmentResult(status=self._status, ended_by=self._ended_by, steps=self._done)
+
+    async def _finish(self) -> None:
+        self._current_step = None
+        self._waiting_for = []
+        self._wait_until = None
+        self._set_step_attribute(f"({self._status})")
+        workflow.set_current_details(f"Ended: {self._status}" + self._ended_by_text())
+        await self._record("ended")
+
+    def _end(self, status: Status, ended_by: str) -> None:
+        self._status = status
+        self._ended_by = ended_by
+        if self._steps_task is not None and not self._steps_task.done():
+            self._steps_task.cancel()
+
+    def _ended_by_text(self) -> str:
+        return f" ({self._ended_by})" if self._ended_by else ""
+
+    def _is_for_this_key(self, event: Event) -> bool:
+        if self.key is None or self.enrollment_key is None:
+            return True
+        value = event.properties.get(self.key)
+        return value is None or str(value) == self.enrollment_key
+
+    # ----- primitives --------------------------------------------------------------------
+
+    async def send(
+        self,
+        step: str,
+        *,
+        template: str,
+        channel: str = "email",
+        context: dict[str, Any] | None = None,
+    ) -> SendResult:
+        """Send one message through the send activity; never raises for a failed send."""
+        self._begin(step, f"sending {channel} '{template}'")
+        info = workflow.info()
+        request = SendRequest(
+            message_id=self._message_id(step),
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            journey=self.name,
+            version=self.version,
+            step=step,
+            contact_id=self.contact_id,
+            channel=channel,
+            template=template,
+            context=context or {},
+            trigger=self.trigger,
+        )
+        try:
+            result: SendResult = await workflow.execute_activity(
+                SEND_MESSAGE,
+                request,
+                result_type=SendResult,
+                start_to_close_timeout=SEND_TIMEOUT,
+                schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
+                retry_policy=SEND_RETRY,
+                summary=f"{step}: {channel} {template}",
+            )
+        except ActivityError as err:
+            workflow.logger.warning("Send %s failed for good: %s", step, err.cause)
+            result = SendResult(message_id=request.message_id, status="failed", reason=_why(err))
+        await self._complete(step, "send", result.outcome)
+        return result
+
+    async def wait(self, step: str, duration: timedelta) -> None:
+        """A durable timer: survives worker and server restarts, holds no worker memory."""
+        until = workflow.now() + duration
+        self._begin(step, f"waiting {_human(duration)} (until {until:%Y-%m-%d %H:%M} UTC)")
+        self._wait_until = until
+        await workflow.sleep(duration, summary=step)
+        self._window_start = workflow.now()
+        await self._complete(step, "wait", "waited")
+
+    async def wait_for(
+        self, step: str, events: str | Sequence[str], timeout: timedelta
+    ) -> Event | None:
+        """Wait up to `timeout` for one of `events`; returns it, or None on timeout.
+
+        An event counts if it arrived since the previous wait ended (so one that lands while
+        a send is in flight is not lost) and no earlier `wait_for` took it.
+        """
+        names = [events] if isinstance(events, str) else list(events)
+        undeclared = sorted(set(names) - set(self.waits_for))
+        if undeclared:
+            raise ApplicationError(
+                f"{self.name} waits for {undeclared} without declaring them in `waits_for`",
+                type=ERR_JOURNEY_DEFINITION,
+                non_retryable=True,
+            )
+        until = workflow.now() + timeout
+        self._begin(step, f"waiting up to {_human(timeout)} for {' or '.join(names)}")
+        self._waiting_for = names
+        self._wait_until = until
+        found: list[Event] = []
+
+        def arrived() -> bool:
+            match = self._take(names)
+            if match is not None:
+                found.append(match)
+            return bool(found)
+
+        try:
+            await workflow.wait_condition(arrived, timeout=timeout, timeout_summary=step)
+        except TimeoutError:
+            pass
+        self._window_start = workflow.now()
+        self._inbox.clear()
+        event = found[0] if found else None
+        await self._complete(step, "wait_for", f"received {event.name}" if event else "timed out")
+        return event
+
+    async def read_contact(self, step: str) -> ContactSnapshot:
+        """A fresh snapshot of the contact, for branching on current data."""
+        self._begin(step, "reading the contact profile")
+        snapshot: ContactSnapshot = await workflow.execute_activity(
+            READ_CONTACT,
+            ContactRequest(contact_id=self.contact_id),
+            result_type=ContactSnapshot,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+            summary=f"{step}: read contact",
+        )
+        await self._complete(step, "read_contact", "read")
+        return snapshot
+
+    async def start(
+        self, step: str, other: type[Journey] | str, *, key: str | None = None
+    ) -> StartJourneyResult:
+        """Hand the contact on to another journey (its own re-entry rule applies)."""
+        name = other if isinstance(other, str) else other.name
+        self._begin(step, f"starting journey {name}")
+        result: StartJourneyResult = await workflow.execute_activity(
+            START_JOURNEY,
+            StartJourneyRequest(
+                journey=name,
+                contact_id=self.contact_id,
+                key=key,
+                trigger=self.trigger,
+                started_by=workflow.info().workflow_id,
+            ),
+            result_type=StartJourneyResult,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(minutes=1),
+                non_retryable_error_types=[ERR_UNKNOWN_JOURNEY],
+            ),
+            summary=f"{step}: start {name}",
+        )
+        await self._complete(step, "start", f"{result.action} {name}")
+        return result
+
+    # ----- bookkeeping -------------------------------------------------------------------
+
+    def _take(self, names: Sequence[str]) -> Event | None:
+        for index, (received, event) in enumerate(self._inbox):
+            if event.name in names and (
+                self._window_start is None or received >= self._window_start
+            ):
+                del self._inbox[index]
+                return event
+        return None
+
+    def _message_id(self, step: str) -> str:
+        # Stable across retries, replays and continue-as-new, distinct across re-entries.
+        info = workflow.info()
+        return f"{info.workflow_id}:{info.first_execution_run_id}:{step}"
+
+    def _begin(self, step: str, doing: str) -> None:
+        if step in self._used_step_names:
+            raise ApplicationError(
+                f"{self.name} uses step name '{step}' twice; step names must be unique "
+                "because message ids and stats are keyed by them",
+                type=ERR_JOURNEY_DEFINITION,
+                non_retryable=True,
+            )
+        self._used_step_names.add(step)
+        self._current_step = step
+        self._waiting_for = []
+        self._wait_until = None
+        self._set_step_attribute(step)
+        workflow.set_current_details(f"Step {step}: {doing}")
+
+    async def _complete(self, step: str, kind: str, outcome: str) -> None:
+        self._done.append(StepRecord(name=step, kind=kind, at=workflow.now(), outcome=outcome))
+        self._current_step = None
+        self._waiting_for = []
+        self._wait_until = None
+        await self._record("step", step=step, step_kind=kind, outcome=outcome)
+
+    def _set_step_attribute(self, step: str) -> None:
+        workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step)])
+
+    async def _record(
+        self,
+        kind: LifecycleKind,
+        *,
+        step: str | None = None,
+        step_kind: str | None = None,
+        outcome: str | None = None,
+    ) -> None:
+        info = workflow.info()
+        record = LifecycleRecord(
+            workflow_id=info.workflow_id,
+            run_id=info.first_execution_run_id,
+            journey=self.name,
+            version=self.version,
+            contact_id=self.contact_id,
+            key=self.enrollment_key,
+            kind=kind,
+            at=workflow.now(),
+            status=self._status,
+            step=step,
+            step_kind=step_kind,
+            outcome=outcome if kind != "ended" else self._ended_by,
+            trigger_event_id=self.trigger.id if self.trigger else None,
+        )
+        # A local activity: bookkeeping should not cost a task-queue round trip per step.
+        await workflow.execute_local_activity(
+            RECORD_LIFECYCLE,
+            record,
+            result_type=LifecycleAck,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+            summary=f"record {kind}" + (f" {step}" if step else ""),
+        )
+
+
+J = TypeVar("J", bound=type[Journey])
+
+
+def journey(cls: J) -> J:
+    """Validate a journey class and make it a Temporal workflow named `<name>.v<version>`."""
+    _validate(cls)
+
+    def __init__(self: Journey, enrollment: EnrollmentInput) -> None:
+        Journey.__init__(self, enrollment)
+
+    async def run(self: Journey, enrollment: EnrollmentInput) -> EnrollmentResult:
+        return await self._run()
+
+    # The SDK wants `run` and `__init__` defined on the class itself, in its module.
+    for fn, attr in ((__init__, "__init__"), (run, "run")):
+        fn.__module__ = cls.__module__
+        fn.__qualname__ = f"{cls.__name__}.{attr}"
+        fn.__annotations__ = {
+            "enrollment": EnrollmentInput,
+            "return": EnrollmentResult if attr == "run" else None,
+        }
+    cls.__init__ = workflow.init(__init__)  # type: ignore[assignment]
+    setattr(cls, "run", workflow.run(run))  # noqa: B010 - attribute added to a class object
+    defined: J = workflow.defn(name=cls.workflow_type())(cls)
+    return defined
+
+
+def _validate(cls: type[Journey]) -> None:
+    problems: list[str] = []
+    if not getattr(cls, "name", None):
+        problems.append("`name` is required")
+    if cls.version < 1:
+        problems.append("`version` must be 1 or more")
+    if cls.reentry not in ("never", "after_exit", "always"):
+        problems.append(f"`reentry` must be never, after_exit or always, not {cls.reentry!r}")
+    overlap = set(cls.triggers) & (set(cls.goals) | set(cls.exits))
+    if overlap:
+        problems.append(f"events {sorted(overlap)} cannot both trigger and end the journey")
+    if cls.steps is Journey.steps:
+        problems.append("`steps()` must be written")
+    if problems:
+        raise TypeError(f"Journey {cls.__name__}: " + "; ".join(problems))
+
+
+def journey_search_attributes(cls: type[Journey], contact_id: str) -> TypedSearchAttributes:
+    """The search attributes an enrollment starts with."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(JOURNEY_NAME, cls.name),
+            SearchAttributePair(JOURNEY_VERSION, cls.version),
+            SearchAttributePair(CONTACT_ID, contact_id),
+            SearchAttributePair(JOURNEY_STEP, "(starting)"),
+        ]
+    )
+
+
+def _why(err: ActivityError) -> str:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return cause.type
+    return type(cause).__name__ if cause else "activity_error"
+
+
+def _human(duration: timedelta) -> str:
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+__all__ = [
+    "Event",
+    "Journey",
+    "journey",
+    "journey_search_attributes",
+    "workflow_id_for",
+]
