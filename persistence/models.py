@@ -1,0 +1,121 @@
+"""SQLModel tables. Changing one needs an Alembic migration in `persistence/migrations`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
+    )
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contacts"
+
+    contact_id: str = Field(primary_key=True, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    timezone: str | None = Field(default=None, max_length=64)
+    locale: str | None = Field(default=None, max_length=35)
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class EventRecord(SQLModel, table=True):
+    """A stored behaviour event; `id` is the caller's idempotency key."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_contact_name", "contact_id", "name"),)
+
+    id: str = Field(primary_key=True, max_length=200)
+    contact_id: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    properties: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    # Filled once routing finished; a retry of the same id answers from here.
+    routed_at: datetime | None = _ts()
+    routing: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class Enrollment(SQLModel, table=True):
+    """One contact in one journey: one workflow execution chain (`run_id` = first run)."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        Index("ix_enrollments_contact", "contact_id", "journey", "status"),
+        Index("ix_enrollments_journey", "journey", "version", "status"),
+    )
+
+    run_id: str = Field(primary_key=True, max_length=64)
+    workflow_id: str = Field(max_length=500, index=True)
+    journey: str = Field(max_length=200)
+    version: int
+    contact_id: str = Field(max_length=200)
+    key: str | None = Field(default=None, max_length=200)
+    status: str = Field(default="active", max_length=20)
+    ended_by: str | None = Field(default=None, max_length=200)
+    current_step: str | None = Field(default=None, max_length=200)
+    trigger_event_id: str | None = Field(default=None, max_length=200)
+    entered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    ended_at: datetime | None = _ts()
+
+
+class EnrollmentStep(SQLModel, table=True):
+    """A step an enrollment finished, for per-step stats."""
+
+    __tablename__ = "enrollment_steps"
+    __table_args__ = (UniqueConstraint("run_id", "step", name="uq_enrollment_steps_run_step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(max_length=64, index=True)
+    journey: str = Field(max_length=200, index=True)
+    step: str = Field(max_length=200)
+    kind: str = Field(max_length=32)
+    outcome: str = Field(max_length=200)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Message(SQLModel, table=True):
+    """One send of one template on one channel; the row is claimed before the provider call."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_contact", "contact_id", "created_at"),)
+
+    message_id: str = Field(primary_key=True, max_length=700)
+    workflow_id: str = Field(max_length=500)
+    run_id: str = Field(max_length=64, index=True)
+    journey: str = Field(max_length=200)
+    step: str = Field(max_length=200)
+    contact_id: str = Field(max_length=200)
+    channel: str = Field(max_length=20)
+    template: str = Field(max_length=200)
+    # sending -> sent | failed | suppressed; `sending` found on retry means "maybe sent".
+    status: str = Field(default="sending", max_length=20)
+    reason: str | None = Field(default=None, max_length=200)
+    to_address: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, max_length=998)
+    provider_message_id: str | None = Field(default=None, max_length=998)
+    attempts: int = 0
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    sent_at: datetime | None = _ts()
