@@ -4,8 +4,8 @@ Workflows, activities and the API all import from here; nothing here does I/O, s
 workflow sandbox can load it.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the data converter resolves these dataclasses'
+# field types inside the workflow sandbox, where string annotations may not resolve.
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal

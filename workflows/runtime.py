@@ -437,7 +437,7 @@ def journey(cls: J) -> J:
             "enrollment": EnrollmentInput,
             "return": EnrollmentResult if attr == "run" else None,
         }
-    cls.__init__ = workflow.init(__init__)  # type: ignore[assignment]
+    cls.__init__ = workflow.init(__init__)  # type: ignore[method-assign]
     setattr(cls, "run", workflow.run(run))  # noqa: B010 - attribute added to a class object
     defined: J = workflow.defn(name=cls.workflow_type())(cls)
     return defined

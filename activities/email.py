@@ -1,0 +1,207 @@
+"""Email: build the multipart message, and hand it to an SMTP server with aiosmtplib.
+
+Failures are sorted by what a retry could change:
+- the server refused this recipient or this message with a 5xx: permanent, never retried;
+- the connection broke while the server held the whole message and had not answered yet:
+  it may have been delivered, so `DeliveryUncertainError` (the caller must not resend);
+- everything else (connect errors, timeouts before DATA, 4xx, authentication): retryable,
+  the exception propagates as is and Temporal retries the activity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import suppress
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import EmailPolicy
+from email.utils import format_datetime, getaddresses, parseaddr
+from typing import Protocol
+
+from aiosmtplib import SMTP, SMTPException, SMTPRecipientRefused, SMTPResponseException
+from temporalio.exceptions import ApplicationError
+
+from activities.rendering import RenderedEmail
+from journeyman.settings import Settings
+from workflows.contracts import ERR_PERMANENT_SEND
+
+MESSAGE_ID_HEADER = "X-Journeyman-Message-Id"
+
+
+class _WirePolicy(EmailPolicy):
+    """Keeps our message id header on one line.
+
+    An id has no spaces to fold at, so the standard folding would move it to a continuation
+    line, and parsers then hand it back with a leading space. SMTP allows 998 characters.
+    """
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() == MESSAGE_ID_HEADER.lower() and _fits_one_line(name, value):
+            return f"{name}: {value}{self.linesep}"
+        folded: str = super().fold(name, value)
+        return folded
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() == MESSAGE_ID_HEADER.lower() and _fits_one_line(name, value):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+def _fits_one_line(name: str, value: str) -> bool:
+    return value.isascii() and value.isprintable() and len(name) + len(value) < 990
+
+
+# CRLF line ends for the wire; 7bit makes non-ASCII bodies quoted-printable and headers
+# RFC 2047-encoded, so the message survives servers without 8BITMIME.
+EMAIL_POLICY = _WirePolicy(linesep="\r\n", cte_type="7bit")
+
+
+class DeliveryUncertainError(Exception):
+    """The connection failed after the server had the whole message: it may be delivered."""
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+def message_id_header(message_id: str, domain: str) -> str:
+    """The RFC 5322 Message-ID for one of our message ids: the same id gives the same header."""
+    digest = hashlib.sha256(message_id.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def sender_domain(email_from: str) -> str:
+    """The domain of the sender address, used on the right of our Message-IDs."""
+    _name, address = parseaddr(email_from)
+    _local, at, domain = address.rpartition("@")
+    return domain if at and domain else "journeyman"
+
+
+def build_email(
+    *,
+    message_id: str,
+    sender: str,
+    recipient: str,
+    rendered: RenderedEmail,
+    domain: str,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """A multipart/alternative message: plain text first, HTML as the preferred part."""
+    message = EmailMessage(policy=EMAIL_POLICY)
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = rendered.subject
+    message["Date"] = format_datetime(date or datetime.now(UTC))
+    message["Message-ID"] = message_id_header(message_id, domain)
+    message[MESSAGE_ID_HEADER] = message_id
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+class SmtpMailer:
+    """Sends one message per connection: sends are rare per worker and minutes apart."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.starttls = starttls
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpMailer:
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
+
+    async def send(self, message: EmailMessage) -> None:
+        sender = _envelope_address(message, "From")
+        recipients = [address for _name, address in getaddresses(message.get_all("To", []))]
+        payload = message.as_bytes(policy=EMAIL_POLICY)
+        smtp = SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password,
+            start_tls=self.starttls,
+            timeout=self.timeout,
+        )
+        await smtp.connect()
+        try:
+            # MAIL and RCPT are sent one by one (not `sendmail`) so that we know when the
+            # server holds the message: only a failure inside DATA leaves delivery in doubt.
+            mail_options = await _utf8_options(smtp, [sender, *recipients])
+            await smtp.mail(sender, options=mail_options, encoding=_encoding(mail_options))
+            for recipient in recipients:
+                try:
+                    await smtp.rcpt(recipient, encoding=_encoding(mail_options))
+                except SMTPRecipientRefused as err:
+                    _raise_if_permanent(err, "recipient_refused")
+                    raise
+            try:
+                await smtp.data(payload)
+            except SMTPResponseException as err:
+                _raise_if_permanent(err, "message_refused")
+                raise
+            except (ConnectionError, TimeoutError) as err:
+                raise DeliveryUncertainError(
+                    f"connection to {self.host}:{self.port} failed during DATA: {err}"
+                ) from err
+        finally:
+            # The message is accepted once DATA answered 250; a failed QUIT changes nothing.
+            with suppress(SMTPException, OSError):
+                await smtp.quit()
+            smtp.close()
+
+
+def _raise_if_permanent(err: SMTPResponseException, what: str) -> None:
+    # 5xx to RCPT or DATA is about this recipient or this message: retrying cannot help.
+    # Errors before that (greeting, auth, MAIL FROM) mostly mean our own configuration is
+    # wrong, which an operator can fix within the retry window, so they stay retryable.
+    if 500 <= err.code < 600:
+        raise ApplicationError(
+            f"{what}: {err.code} {err.message}",
+            type=ERR_PERMANENT_SEND,
+            non_retryable=True,
+        ) from err
+
+
+def _envelope_address(message: EmailMessage, header: str) -> str:
+    _name, address = parseaddr(str(message[header]))
+    if not address:
+        raise ValueError(f"message has no {header} address")
+    return address
+
+
+async def _utf8_options(smtp: SMTP, addresses: list[str]) -> list[str]:
+    if all(address.isascii() for address in addresses):
+        return []
+    if smtp.last_ehlo_response is None:
+        await smtp.ehlo()
+    if not smtp.supports_extension("smtputf8"):
+        raise ApplicationError(
+            "address_not_ascii: the SMTP server does not support SMTPUTF8",
+            type=ERR_PERMANENT_SEND,
+            non_retryable=True,
+        )
+    return ["SMTPUTF8"]
+
+
+def _encoding(mail_options: list[str]) -> str:
+    return "utf-8" if mail_options else "ascii"

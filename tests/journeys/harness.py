@@ -1,0 +1,216 @@
+"""Run one enrollment of a journey in the time-skipping server and see what it did, and when.
+
+The side-effect activities are replaced by captures registered under the contract names (the
+pattern Temporal's samples use); everything else, timers, signals, the runtime, is real.
+Set JOURNEYMAN_RECORD_HISTORIES=1 to write each run's history under `tests/histories/` for the
+replay test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from workflows.contracts import (
+    EVENT_SIGNAL,
+    EXIT_SIGNAL,
+    READ_CONTACT,
+    RECORD_LIFECYCLE,
+    SEND_MESSAGE,
+    START_JOURNEY,
+    STATE_QUERY,
+    ContactRequest,
+    ContactSnapshot,
+    EnrollmentInput,
+    EnrollmentResult,
+    EnrollmentState,
+    Event,
+    ExitRequest,
+    LifecycleAck,
+    LifecycleRecord,
+    SendRequest,
+    SendResult,
+    StartJourneyRequest,
+    StartJourneyResult,
+    workflow_id_for,
+)
+from workflows.runtime import Journey, journey_search_attributes
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+@dataclass
+class Sent:
+    step: str
+    template: str
+    channel: str
+    after: timedelta
+    context: dict[str, Any]
+
+
+@dataclass
+class Capture:
+    """What the journey asked the outside world to do."""
+
+    contact: ContactSnapshot
+    sends: list[Sent] = field(default_factory=list)
+    lifecycle: list[LifecycleRecord] = field(default_factory=list)
+    starts: list[StartJourneyRequest] = field(default_factory=list)
+    started_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        capture = self
+
+        @activity.defn(name=SEND_MESSAGE)
+        async def send_message(request: SendRequest) -> SendResult:
+            assert capture.started_at is not None
+            scheduled = activity.info().current_attempt_scheduled_time
+            capture.sends.append(
+                Sent(
+                    step=request.step,
+                    template=request.template,
+                    channel=request.channel,
+                    after=_to_second(scheduled - capture.started_at),
+                    context=request.context,
+                )
+            )
+            return SendResult(message_id=request.message_id, status="sent", sent_at=scheduled)
+
+        @activity.defn(name=READ_CONTACT)
+        async def read_contact(request: ContactRequest) -> ContactSnapshot:
+            return capture.contact
+
+        @activity.defn(name=RECORD_LIFECYCLE)
+        async def record_lifecycle(record: LifecycleRecord) -> LifecycleAck:
+            if record.kind == "entered" and capture.started_at is None:
+                capture.started_at = record.at
+            capture.lifecycle.append(record)
+            return LifecycleAck(recorded=True)
+
+        @activity.defn(name=START_JOURNEY)
+        async def start_journey(request: StartJourneyRequest) -> StartJourneyResult:
+            capture.starts.append(request)
+            return StartJourneyResult(
+                journey=request.journey,
+                workflow_id=workflow_id_for(request.journey, request.contact_id, request.key),
+                action="started",
+            )
+
+        self.activities = [send_message, read_contact, record_lifecycle, start_journey]
+
+    @property
+    def templates(self) -> list[str]:
+        return [sent.template for sent in self.sends]
+
+
+def _to_second(delta: timedelta) -> timedelta:
+    # Skipped time is exact; the real milliseconds the test server spends on top are noise.
+    return timedelta(seconds=round(delta.total_seconds()))
+
+
+@dataclass
+class Run:
+    env: WorkflowEnvironment
+    handle: WorkflowHandle[Any, EnrollmentResult]
+    capture: Capture
+    contact_id: str
+
+    async def advance(self, duration: timedelta) -> None:
+        await self.env.sleep(duration)
+
+    async def event(self, name: str, event_id: str | None = None, **properties: Any) -> None:
+        await self.handle.signal(
+            EVENT_SIGNAL,
+            Event(
+                id=event_id or uuid.uuid4().hex,
+                contact_id=self.contact_id,
+                name=name,
+                properties=properties,
+            ),
+        )
+
+    async def exit(self, reason: str = "operator") -> None:
+        await self.handle.signal(EXIT_SIGNAL, ExitRequest(reason=reason))
+
+    async def state(self) -> EnrollmentState:
+        return await self.handle.query(STATE_QUERY, result_type=EnrollmentState)
+
+    async def result(self) -> EnrollmentResult:
+        return await self.handle.result()
+
+
+@asynccontextmanager
+async def enrolled(
+    env: WorkflowEnvironment,
+    journey: type[Journey],
+    *,
+    trigger_properties: dict[str, Any] | None = None,
+    trigger: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    extra_workflows: tuple[type[Journey], ...] = (),
+    send_override: Callable[[SendRequest], Awaitable[SendResult]] | None = None,
+) -> AsyncIterator[Run]:
+    """Start one enrollment of `journey` for a fresh contact, triggered by its first trigger."""
+    contact_id = f"c-{uuid.uuid4().hex[:8]}"
+    capture = Capture(
+        contact=ContactSnapshot(
+            contact_id=contact_id,
+            exists=True,
+            email=f"{contact_id}@example.com",
+            attributes=attributes or {},
+        )
+    )
+    properties = trigger_properties or {}
+    event = Event(
+        id=uuid.uuid4().hex,
+        contact_id=contact_id,
+        name=trigger or journey.triggers[0],
+        properties=properties,
+    )
+    key = str(properties[journey.key]) if journey.key else None
+    task_queue = f"journey-test-{uuid.uuid4().hex[:8]}"
+    activities: list[Callable[..., Any]] = list(capture.activities)
+    if send_override is not None:
+        activities[0] = send_override
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[journey, *extra_workflows],
+        activities=activities,
+    ):
+        handle = await env.client.start_workflow(
+            journey.workflow_type(),
+            EnrollmentInput(contact_id=contact_id, key=key, trigger=event),
+            id=workflow_id_for(journey.name, contact_id, key),
+            task_queue=task_queue,
+            search_attributes=journey_search_attributes(journey, contact_id),
+            result_type=EnrollmentResult,
+            start_signal=EVENT_SIGNAL,
+            start_signal_args=[event],
+        )
+        run = Run(env=env, handle=handle, capture=capture, contact_id=contact_id)
+        yield run
+        if os.environ.get("JOURNEYMAN_RECORD_HISTORIES") == "1":
+            await record_history(run, journey)
+
+
+async def record_history(run: Run, journey: type[Journey]) -> None:
+    """Keep this run's history for the replay test (only for runs that finished)."""
+    await run.handle.result()
+    history = await run.handle.fetch_history()
+    scenario = os.environ.get("PYTEST_CURRENT_TEST", "run").split("::")[-1].split(" ")[0]
+    folder = HISTORIES / journey.workflow_type()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{scenario}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
