@@ -46,6 +46,7 @@ from workflows.contracts import (
     StartJourneyResult,
     workflow_id_for,
 )
+from workflows.catalog import all_versions
 from workflows.runtime import Journey, journey_search_attributes
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -202,7 +203,7 @@ async def enrolled(
         )
         run = Run(env=env, handle=handle, capture=capture, contact_id=contact_id)
         yield run
-        if os.environ.get("JOURNEYMAN_RECORD_HISTORIES") == "1":
+        if os.environ.get("JOURNEYMAN_RECORD_HISTORIES") == "1" and journey in all_versions():
             await record_history(run, journey)
 
 

@@ -1,0 +1,84 @@
+"""Every /v1 route wants a configured bearer key; health and docs do not."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.api.helpers import API_KEY
+
+PATH_VALUES = {"contact_id": "c-auth", "name": "welcome_series"}
+WRONG_HEADERS = [
+    {},
+    {"Authorization": "Bearer wrong-key"},
+    {"Authorization": f"Bearer {API_KEY.upper()}"},
+    {"Authorization": f"Bearer {API_KEY}x"},
+    {"Authorization": "Bearer "},
+    {"Authorization": f"Basic {API_KEY}"},
+    {"Authorization": API_KEY},
+]
+
+
+def v1_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, concrete path) under /v1, read from the app so none can be missed."""
+    routes: list[tuple[str, str]] = []
+    for path, operations in app.openapi()["paths"].items():
+        if path.startswith("/v1"):
+            concrete = re.sub(r"\{(\w+)\}", lambda m: PATH_VALUES[m.group(1)], path)
+            routes.extend((method.upper(), concrete) for method in operations)
+    return routes
+
+
+@pytest.fixture
+async def anonymous(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://journeyman.test"
+    ) as client:
+        yield client
+
+
+def test_the_v1_surface_is_what_the_issue_lists(app: FastAPI) -> None:
+    assert set(v1_routes(app)) == {
+        ("PUT", "/v1/contacts/c-auth"),
+        ("GET", "/v1/contacts/c-auth"),
+        ("GET", "/v1/contacts/c-auth/journeys"),
+        ("POST", "/v1/contacts/c-auth/journeys/welcome_series/exit"),
+        ("POST", "/v1/events"),
+        ("POST", "/v1/events/batch"),
+        ("GET", "/v1/journeys"),
+        ("POST", "/v1/journeys/welcome_series/enrollments"),
+    }
+
+
+@pytest.mark.parametrize("headers", WRONG_HEADERS, ids=lambda h: h.get("Authorization", "none"))
+async def test_every_v1_route_refuses_a_missing_or_wrong_key(
+    app: FastAPI, anonymous: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    for method, path in v1_routes(app):
+        # An invalid body too: the key is checked before anything else is looked at.
+        response = await anonymous.request(method, path, headers=headers, content=b"{not json")
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "API key" in response.json()["detail"]
+
+
+async def test_any_configured_key_is_accepted(anonymous: httpx.AsyncClient) -> None:
+    for key in (API_KEY, "other"):
+        response = await anonymous.get("/v1/journeys", headers={"Authorization": f"Bearer {key}"})
+        assert response.status_code == 200
+
+
+async def test_health_and_docs_need_no_key(anonymous: httpx.AsyncClient) -> None:
+    health = await anonymous.get("/healthz")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "database": "ok", "temporal": "ok"}
+    docs = await anonymous.get("/docs")
+    assert docs.status_code == 200
+    assert "swagger" in docs.text.lower()
+    schema = (await anonymous.get("/openapi.json")).json()
+    assert "/v1/events" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"

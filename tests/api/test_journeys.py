@@ -1,0 +1,186 @@
+"""The catalog, manual enrollment, and the re-entry rules."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from journeyman.enrollments import EnrollmentService
+from persistence import Database
+from tests.api.helpers import (
+    SentMessages,
+    event,
+    parked_in,
+    result_of,
+    wait_for_rows,
+)
+from workflows.contracts import Event
+from workflows.welcome_series import WelcomeSeries
+
+
+async def test_the_catalog_lists_every_journey_as_declared(api: httpx.AsyncClient) -> None:
+    journeys = {j["name"]: j for j in (await api.get("/v1/journeys")).json()}
+    assert sorted(journeys) == ["abandoned_cart", "post_purchase", "welcome_series"]
+    assert journeys["abandoned_cart"] == {
+        "name": "abandoned_cart",
+        "version": 1,
+        "versions": [1],
+        "description": "Two reminders for a cart left behind, stopped by an order for that cart.",
+        "triggers": ["cart_abandoned"],
+        "goals": ["order_placed"],
+        "exits": ["unsubscribed"],
+        "waits_for": [],
+        "key": "cart_id",
+        "reentry": "after_exit",
+    }
+    assert journeys["welcome_series"]["reentry"] == "never"
+
+
+async def test_a_manual_enrollment_starts_once(
+    api: httpx.AsyncClient, contact_id: str, sent: SentMessages
+) -> None:
+    await api.put(f"/v1/contacts/{contact_id}", json={"email": "ada@example.com"})
+    path = "/v1/journeys/welcome_series/enrollments"
+
+    first = await api.post(path, json={"contact_id": contact_id})
+    again = await api.post(path, json={"contact_id": contact_id})
+
+    assert first.status_code == 201
+    assert first.json() == {
+        "journey": "welcome_series",
+        "workflow_id": f"journey:welcome_series:{contact_id}",
+        "action": "started",
+    }
+    assert again.status_code == 409
+    assert "no re-entry" in again.json()["detail"]
+    [welcome] = await sent.settled(contact_id, 1)
+    assert welcome.trigger is None
+
+
+async def test_a_manual_enrollment_in_a_keyed_journey_needs_the_key(
+    api: httpx.AsyncClient, contact_id: str
+) -> None:
+    await api.put(f"/v1/contacts/{contact_id}", json={})
+    path = "/v1/journeys/abandoned_cart/enrollments"
+
+    missing = await api.post(path, json={"contact_id": contact_id})
+    started = await api.post(path, json={"contact_id": contact_id, "key": "cart-7"})
+    running = await api.post(path, json={"contact_id": contact_id, "key": "cart-7"})
+    extra = await api.post(
+        "/v1/journeys/welcome_series/enrollments", json={"contact_id": contact_id, "key": "k"}
+    )
+
+    assert missing.status_code == 422
+    assert "keyed by 'cart_id'" in missing.json()["detail"]
+    assert started.status_code == 201
+    assert started.json()["workflow_id"] == f"journey:abandoned_cart:{contact_id}:cart-7"
+    assert running.status_code == 409
+    assert "already running" in running.json()["detail"]
+    assert extra.status_code == 422
+
+
+async def test_unknown_journey_or_contact_is_404(api: httpx.AsyncClient, contact_id: str) -> None:
+    unknown_journey = await api.post(
+        "/v1/journeys/nurture_forever/enrollments", json={"contact_id": contact_id}
+    )
+    unknown_contact = await api.post(
+        "/v1/journeys/welcome_series/enrollments", json={"contact_id": contact_id}
+    )
+    assert unknown_journey.status_code == 404
+    assert unknown_journey.json()["detail"].startswith("unknown journey 'nurture_forever'")
+    assert "welcome_series" in unknown_journey.json()["detail"]
+    assert unknown_contact.status_code == 404
+    assert unknown_contact.json() == {"detail": f"unknown contact '{contact_id}'"}
+
+
+async def test_reentry_never_skips_a_contact_who_was_enrolled_before(
+    api: httpx.AsyncClient, contact_id: str, database: Database, dev_env: WorkflowEnvironment
+) -> None:
+    await api.post("/v1/events", json=event(contact_id, "signed_up"))
+    await parked_in(dev_env.client, f"journey:welcome_series:{contact_id}", "pause_1")
+    await api.post(f"/v1/contacts/{contact_id}/journeys/welcome_series/exit", json={})
+    await wait_for_rows(database, contact_id, lambda rows: rows[0].status == "exited")
+
+    again = await api.post("/v1/events", json=event(contact_id, "signed_up"))
+
+    assert again.json()["journeys"] == [
+        {
+            "journey": "welcome_series",
+            "workflow_id": f"journey:welcome_series:{contact_id}",
+            "action": "skipped",
+            "reason": "reentry_never",
+        }
+    ]
+
+
+async def test_reentry_never_still_answers_started_to_a_retry_of_the_first_event(
+    app: FastAPI, sent: SentMessages, contact_id: str, database: Database
+) -> None:
+    # The API died after routing but before storing the answer: routing runs again.
+    service: EnrollmentService = app.state.enrollments
+    signed_up = Event(id="e-first", contact_id=contact_id, name="signed_up")
+    first = await service.route(signed_up)
+    await wait_for_rows(database, contact_id, lambda rows: len(rows) == 1)
+    retry = await service.route(signed_up)
+    assert [r.action for r in first] == [r.action for r in retry] == ["started"]
+
+
+async def test_reentry_after_exit_signals_a_running_one_and_restarts_an_ended_one(
+    api: httpx.AsyncClient, contact_id: str, database: Database, dev_env: WorkflowEnvironment
+) -> None:
+    workflow_id = f"journey:abandoned_cart:{contact_id}:cart-a"
+    first = await api.post("/v1/events", json=event(contact_id, "cart_abandoned", cart_id="cart-a"))
+    while_running = await api.post(
+        "/v1/events", json=event(contact_id, "cart_abandoned", cart_id="cart-a")
+    )
+    await parked_in(dev_env.client, workflow_id, "grace_period")
+    await api.post(
+        f"/v1/contacts/{contact_id}/journeys/abandoned_cart/exit", json={"key": "cart-a"}
+    )
+    await result_of(dev_env.client, workflow_id)
+    after_exit = await api.post(
+        "/v1/events", json=event(contact_id, "cart_abandoned", cart_id="cart-a")
+    )
+
+    assert [j["action"] for j in first.json()["journeys"]] == ["started"]
+    assert [j["action"] for j in while_running.json()["journeys"]] == ["signalled"]
+    assert [j["action"] for j in after_exit.json()["journeys"]] == ["started"]
+    rows = await wait_for_rows(database, contact_id, lambda rows: len(rows) == 2)
+    assert [row.status for row in rows] == ["exited", "active"]
+    assert rows[0].run_id != rows[1].run_id
+
+
+async def test_reentry_always_replaces_the_running_enrollment(
+    api: httpx.AsyncClient,
+    app: FastAPI,
+    contact_id: str,
+    database: Database,
+    dev_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(WelcomeSeries, "reentry", "always")
+    workflow_id = f"journey:welcome_series:{contact_id}"
+    await api.post("/v1/events", json=event(contact_id, "signed_up"))
+    [old] = await wait_for_rows(database, contact_id, lambda rows: len(rows) == 1)
+
+    second = event(contact_id, "signed_up")
+    response = await api.post("/v1/events", json=second)
+
+    assert [j["action"] for j in response.json()["journeys"]] == ["started"]
+    replaced = await dev_env.client.get_workflow_handle(workflow_id, run_id=old.run_id).describe()
+    assert replaced.status == WorkflowExecutionStatus.TERMINATED
+    rows = await wait_for_rows(database, contact_id, lambda rows: len(rows) == 2)
+    assert [(row.run_id, row.status, row.ended_by) for row in rows] == [
+        (old.run_id, "exited", "reentered"),
+        (rows[1].run_id, "active", None),
+    ]
+    # Routing the same event again (a retry after a crash) must not replace its own run.
+    service: EnrollmentService = app.state.enrollments
+    retry = await service.route(Event(id=second["id"], contact_id=contact_id, name="signed_up"))
+    assert [r.action for r in retry] == ["started"]
+    current = await dev_env.client.get_workflow_handle(workflow_id).describe()
+    assert current.run_id == rows[1].run_id
+    assert current.status == WorkflowExecutionStatus.RUNNING

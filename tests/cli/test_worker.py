@@ -1,0 +1,86 @@
+"""The worker as `journeyman worker` builds it: every journey, every activity, really wired."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import SmtpMailer, TemplateRenderer
+from journeyman.enrollments import EnrollmentService
+from journeyman.settings import Settings
+from journeyman.smtp_sink import SmtpSink
+from journeyman.temporal import ensure_search_attributes, missing_search_attributes
+from persistence import Contact, Database
+from tests.conftest import binary
+from worker import build_worker
+from workflows import catalog
+from workflows.contracts import (
+    READ_CONTACT,
+    RECORD_LIFECYCLE,
+    SEARCH_ATTRIBUTES,
+    SEND_MESSAGE,
+    START_JOURNEY,
+    StartJourneyRequest,
+)
+
+
+def _worker(client: Client, settings: Settings, database: Database) -> Worker:
+    """Built as `run_worker` builds it, from real parts."""
+    service = EnrollmentService(client=client, database=database, settings=settings)
+    return build_worker(
+        client,
+        settings,
+        database,
+        renderer=TemplateRenderer.from_settings(settings),
+        mailer=SmtpMailer.from_settings(settings),
+        starter=service.start,
+    )
+
+
+async def test_build_worker_registers_every_catalog_journey_and_activity(
+    time_env: WorkflowEnvironment, database: Database, task_queue: str
+) -> None:
+    settings = Settings(task_queue=task_queue)
+    config = _worker(time_env.client, settings, database).config()
+    assert config["task_queue"] == task_queue
+    assert set(config["workflows"]) == set(catalog.all_versions())
+    names = {getattr(fn, "__temporal_activity_definition").name for fn in config["activities"]}
+    assert names == {SEND_MESSAGE, READ_CONTACT, START_JOURNEY, RECORD_LIFECYCLE}
+
+
+async def test_built_worker_runs_a_journey_end_to_end(
+    dev_env: WorkflowEnvironment, database: Database, task_queue: str
+) -> None:
+    """Started the way the API starts it, a welcome series sends its first email for real."""
+    contact_id = f"c-{uuid.uuid4().hex[:8]}"
+    with SmtpSink("127.0.0.1", 0) as sink:
+        settings = Settings(task_queue=task_queue, smtp_host=sink.host, smtp_port=sink.port)
+        async with database.session() as session:
+            session.add(Contact(contact_id=contact_id, email=f"{contact_id}@example.com"))
+            await session.commit()
+        async with _worker(dev_env.client, settings, database):
+            started = await EnrollmentService(
+                client=dev_env.client, database=database, settings=settings
+            ).start(StartJourneyRequest(journey="welcome_series", contact_id=contact_id))
+            assert started.action == "started"
+            received = await sink.wait_for(1, within=20)
+    assert [str(m["To"]) for m in received] == [f"{contact_id}@example.com"]
+
+
+async def test_ensure_search_attributes_registers_only_what_is_missing() -> None:
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal")
+    ) as env:
+        expected = sorted(key.name for key in SEARCH_ATTRIBUTES)
+        assert sorted(await missing_search_attributes(env.client, "default")) == expected
+        assert await ensure_search_attributes(env.client, "default") == expected
+        # The server applies additions asynchronously; then a second call has nothing to do.
+        for _ in range(50):
+            if not await missing_search_attributes(env.client, "default"):
+                break
+            await asyncio.sleep(0.1)
+        assert await ensure_search_attributes(env.client, "default") == []
