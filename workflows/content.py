@@ -9,7 +9,11 @@ from typing import Any
 
 LIBRARY: dict[str, list[dict[str, str]]] = {
     "automation": [
-        {"kind": "blog post", "title": "Five journeys every shop should run", "path": "/blog/five-journeys"},
+        {
+            "kind": "blog post",
+            "title": "Five journeys every shop should run",
+            "path": "/blog/five-journeys",
+        },
         {"kind": "webinar", "title": "Automation without the spam", "path": "/webinars/no-spam"},
         {"kind": "blog post", "title": "Timing sends to local time", "path": "/blog/local-time"},
     ],
@@ -20,12 +24,20 @@ LIBRARY: dict[str, list[dict[str, str]]] = {
     ],
     "ecommerce": [
         {"kind": "blog post", "title": "Winning back abandoned carts", "path": "/blog/carts"},
-        {"kind": "webinar", "title": "Post-purchase flows that earn reviews", "path": "/webinars/reviews"},
+        {
+            "kind": "webinar",
+            "title": "Post-purchase flows that earn reviews",
+            "path": "/webinars/reviews",
+        },
         {"kind": "blog post", "title": "Cross-sell without the creep", "path": "/blog/cross-sell"},
     ],
 }
 GENERAL: list[dict[str, str]] = [
-    {"kind": "blog post", "title": "Getting started in ten minutes", "path": "/blog/getting-started"},
+    {
+        "kind": "blog post",
+        "title": "Getting started in ten minutes",
+        "path": "/blog/getting-started",
+    },
     {"kind": "webinar", "title": "Monthly product tour", "path": "/webinars/product-tour"},
     {"kind": "blog post", "title": "What our customers build", "path": "/blog/customers"},
 ]

@@ -16,13 +16,14 @@ Only `workflow.*` time, timers and logging are used here: this module runs in th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
@@ -175,11 +176,14 @@ class Journey:
             self._steps_task = asyncio.create_task(self.steps())
             try:
                 await self._steps_task
-            except asyncio.CancelledError:
-                # Our own cancellation (goal/exit) is expected; anyone else's is an
-                # operator cancelling the workflow, which we record as an exit.
+            except (asyncio.CancelledError, ActivityError) as err:
+                # A goal or exit cancels the steps: a timer raises CancelledError, an activity
+                # in flight raises ActivityError. Both are expected once we have ended.
                 if self._status == "active":
-                    self._end("exited", "cancelled")
+                    # Otherwise: an operator cancelled the workflow (recorded as an exit), or
+                    # a bookkeeping activity failed for good (recorded as failed).
+                    cancelled = isinstance(err, asyncio.CancelledError)
+                    self._end("exited" if cancelled else "failed", _ending_reason(err))
                     await self._finish()
                     raise
         if self._status == "active":
@@ -247,6 +251,8 @@ class Journey:
                 summary=f"{step}: {channel} {template}",
             )
         except ActivityError as err:
+            if self._status != "active" or isinstance(err.cause, CancelledError):
+                raise  # the enrollment ended while the send was in flight
             workflow.logger.warning("Send %s failed for good: %s", step, err.cause)
             result = SendResult(message_id=request.message_id, status="failed", reason=_why(err))
         await self._complete(step, "send", result.outcome)
@@ -262,7 +268,10 @@ class Journey:
         await self._complete(step, "wait", "waited")
 
     async def wait_for(
-        self, step: str, events: str | Sequence[str], timeout: timedelta
+        self,
+        step: str,
+        events: str | Sequence[str],
+        timeout: timedelta,  # noqa: ASYNC109 - a durable timer in the journey's own words
     ) -> Event | None:
         """Wait up to `timeout` for one of `events`; returns it, or None on timeout.
 
@@ -289,10 +298,8 @@ class Journey:
                 found.append(match)
             return bool(found)
 
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(arrived, timeout=timeout, timeout_summary=step)
-        except TimeoutError:
-            pass
         self._window_start = workflow.now()
         self._inbox.clear()
         event = found[0] if found else None
@@ -357,6 +364,10 @@ class Journey:
         return f"{info.workflow_id}:{info.first_execution_run_id}:{step}"
 
     def _begin(self, step: str, doing: str) -> None:
+        if self._status != "active":
+            # The enrollment ended while the previous step finished in the same moment (the
+            # cancellation lost the race with the step's result): stop before the next one.
+            raise asyncio.CancelledError
         if step in self._used_step_names:
             raise ApplicationError(
                 f"{self.name} uses step name '{step}' twice; step names must be unique "
@@ -470,6 +481,12 @@ def journey_search_attributes(cls: type[Journey], contact_id: str) -> TypedSearc
             SearchAttributePair(JOURNEY_STEP, "(starting)"),
         ]
     )
+
+
+def _ending_reason(err: BaseException) -> str:
+    if isinstance(err, asyncio.CancelledError):
+        return "cancelled"
+    return f"activity_failed:{_why(err)}" if isinstance(err, ActivityError) else "error"
 
 
 def _why(err: ActivityError) -> str:

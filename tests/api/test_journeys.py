@@ -17,7 +17,7 @@ from tests.api.helpers import (
     result_of,
     wait_for_rows,
 )
-from workflows.contracts import Event
+from workflows.contracts import Event, StartJourneyRequest
 from workflows.welcome_series import WelcomeSeries
 
 
@@ -46,6 +46,7 @@ async def test_a_manual_enrollment_starts_once(
     path = "/v1/journeys/welcome_series/enrollments"
 
     first = await api.post(path, json={"contact_id": contact_id})
+    [welcome] = await sent.settled(contact_id, 1)  # it ran (and recorded its entry)
     again = await api.post(path, json={"contact_id": contact_id})
 
     assert first.status_code == 201
@@ -54,10 +55,27 @@ async def test_a_manual_enrollment_starts_once(
         "workflow_id": f"journey:welcome_series:{contact_id}",
         "action": "started",
     }
+    assert welcome.trigger is None
     assert again.status_code == 409
     assert "no re-entry" in again.json()["detail"]
-    [welcome] = await sent.settled(contact_id, 1)
-    assert welcome.trigger is None
+
+
+async def test_a_start_by_another_journey_answers_the_same_when_its_activity_retries(
+    app: FastAPI, sent: SentMessages, contact_id: str, dev_env: WorkflowEnvironment
+) -> None:
+    service: EnrollmentService = app.state.enrollments
+    request = StartJourneyRequest(
+        journey="abandoned_cart", contact_id=contact_id, key="cart-9", started_by="journey:x"
+    )
+    first = await service.start(request)
+    retry = await service.start(request)
+    manual = await service.start(
+        StartJourneyRequest(journey="abandoned_cart", contact_id=contact_id, key="cart-9")
+    )
+    assert (first.action, retry.action) == ("started", "started")
+    assert (manual.action, manual.reason) == ("skipped", "already_active")
+    description = await dev_env.client.get_workflow_handle(first.workflow_id).describe()
+    assert "Started by `journey:x`" in (await description.static_details() or "")
 
 
 async def test_a_manual_enrollment_in_a_keyed_journey_needs_the_key(

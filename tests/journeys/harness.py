@@ -23,6 +23,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from workflows.catalog import all_versions
 from workflows.contracts import (
     EVENT_SIGNAL,
     EXIT_SIGNAL,
@@ -46,7 +47,6 @@ from workflows.contracts import (
     StartJourneyResult,
     workflow_id_for,
 )
-from workflows.catalog import all_versions
 from workflows.runtime import Journey, journey_search_attributes
 
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
@@ -109,7 +109,12 @@ class Capture:
                 action="started",
             )
 
-        self.activities = [send_message, read_contact, record_lifecycle, start_journey]
+        self.activities: list[Callable[..., Any]] = [
+            send_message,
+            read_contact,
+            record_lifecycle,
+            start_journey,
+        ]
 
     @property
     def templates(self) -> list[str]:
@@ -146,7 +151,8 @@ class Run:
         await self.handle.signal(EXIT_SIGNAL, ExitRequest(reason=reason))
 
     async def state(self) -> EnrollmentState:
-        return await self.handle.query(STATE_QUERY, result_type=EnrollmentState)
+        state: EnrollmentState = await self.handle.query(STATE_QUERY, result_type=EnrollmentState)
+        return state
 
     async def result(self) -> EnrollmentResult:
         return await self.handle.result()

@@ -183,3 +183,54 @@ def test_journey_declarations_are_validated_at_import() -> None:
         @journey
         class Empty(Journey):
             name = "empty"
+
+
+@pytest.mark.parametrize(("event", "status"), [("stop", "exited"), ("clicked", "completed")])
+async def test_an_exit_arriving_during_a_send_ends_the_enrollment_at_once(
+    time_env: WorkflowEnvironment, event: str, status: str
+) -> None:
+    """The exit lands while the first send is in flight: nothing after it may run.
+
+    With a non-ending event in the same place (the control case) the journey goes on.
+    """
+    sends: list[str] = []
+
+    @activity.defn(name=SEND_MESSAGE)
+    async def send_and_get_stopped(request: SendRequest) -> SendResult:
+        sends.append(request.step)
+        if request.step == "ask":
+            stop = Event(
+                id=uuid.uuid4().hex,
+                contact_id=request.contact_id,
+                name=event,
+                properties={"link": "https://example.com/x"},
+            )
+            await (
+                activity.client()
+                .get_workflow_handle(request.workflow_id)
+                .signal(EVENT_SIGNAL, stop)
+            )
+        return SendResult(message_id=request.message_id, status="sent")
+
+    async with enrolled(time_env, AskAndListen, send_override=send_and_get_stopped) as run:
+        result = await run.result()
+
+    assert result.status == status
+    if status == "exited":
+        assert sends == ["ask"]
+        assert result.ended_by == "event:stop"
+        assert run.capture.lifecycle[-1].status == "exited"
+    else:
+        assert sends[:2] == ["ask", "thanks"]
+
+
+async def test_operator_cancel_is_recorded_as_an_exit(time_env: WorkflowEnvironment) -> None:
+    async with enrolled(time_env, AskAndListen) as run:
+        await run.advance(timedelta(hours=1))
+        await run.handle.cancel()
+        with pytest.raises(WorkflowFailureError):
+            await run.result()
+
+    assert run.capture.lifecycle[-1].kind == "ended"
+    assert run.capture.lifecycle[-1].status == "exited"
+    assert run.capture.lifecycle[-1].outcome == "cancelled"

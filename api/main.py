@@ -1,0 +1,68 @@
+"""The FastAPI app: built here, with the routers included and clients made in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from temporalio.client import Client
+
+from api.deps import require_api_key
+from api.errors import install_error_handlers
+from api.routers import contacts, events, health, journeys
+from api.schemas.common import ErrorOut
+from journeyman.enrollments import EnrollmentService
+from journeyman.settings import Settings, get_settings
+from persistence import Database, create_database
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    client: Client | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """Build the app. `client` and `database`, when given (tests), are used and not closed."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as owned:
+            db = database
+            if db is None:
+                db = create_database(settings.database_url_resolved)
+                owned.push_async_callback(db.dispose)
+            # Lazy: the API starts (and /healthz says why it is degraded) while Temporal is
+            # still coming up; calls made before it is reachable answer 503.
+            temporal = client or await Client.connect(
+                settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+            )
+            app.state.database = db
+            app.state.client = temporal
+            app.state.enrollments = EnrollmentService(
+                client=temporal, database=db, settings=settings
+            )
+            yield
+
+    app = FastAPI(
+        title="Journeyman",
+        summary="Durable customer journeys on Temporal.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    v1 = APIRouter(
+        prefix="/v1",
+        dependencies=[Depends(require_api_key)],
+        responses={
+            401: {"model": ErrorOut, "description": "Missing or wrong API key."},
+            503: {"model": ErrorOut, "description": "Database or Temporal unreachable."},
+        },
+    )
+    for router in (contacts.router, events.router, journeys.router):
+        v1.include_router(router)
+    app.include_router(v1)
+    return app

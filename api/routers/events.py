@@ -1,0 +1,73 @@
+"""Events: the behaviour facts that start and steer journeys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import DatabaseDep, EnrollmentsDep
+from api.schemas.common import ErrorOut
+from api.schemas.events import (
+    BatchItem,
+    EventAccepted,
+    EventBatchAccepted,
+    EventBatchIn,
+    EventIn,
+    JourneyRouting,
+)
+from api.services.events import BatchOutcome, ingest_batch, ingest_event
+from workflows.contracts import StartJourneyResult
+
+router = APIRouter(prefix="/events", tags=["events"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventAccepted,
+    responses={409: {"model": ErrorOut, "description": "The id was used for another event."}},
+)
+async def post_event(
+    event_in: EventIn, database: DatabaseDep, enrollments: EnrollmentsDep
+) -> EventAccepted:
+    """Record an event and route it: which enrollments it started or signalled.
+
+    Sending the same `id` again returns the first answer and has no second effect.
+    """
+    routed = await ingest_event(database=database, enrollments=enrollments, event_in=event_in)
+    return EventAccepted(id=routed.id, journeys=_routing(routed.journeys))
+
+
+@router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=EventBatchAccepted)
+async def post_events(
+    batch: EventBatchIn, database: DatabaseDep, enrollments: EnrollmentsDep
+) -> EventBatchAccepted:
+    """Up to 1,000 events; one result per event, in order.
+
+    The batch is validated as a whole (one malformed event: 422, nothing stored). An id
+    already used for a different event is reported on its item (`conflict`) while the other
+    events go through. A contact's events are routed in the order given.
+    """
+    outcomes = await ingest_batch(database=database, enrollments=enrollments, events=batch.events)
+    return EventBatchAccepted(results=[_item(outcome) for outcome in outcomes])
+
+
+def _routing(journeys: list[StartJourneyResult]) -> list[JourneyRouting]:
+    return [
+        JourneyRouting(
+            journey=r.journey, workflow_id=r.workflow_id or None, action=r.action, reason=r.reason
+        )
+        for r in journeys
+    ]
+
+
+def _item(outcome: BatchOutcome) -> BatchItem:
+    if outcome.routed is None:
+        return BatchItem(
+            index=outcome.index, status="conflict", id=outcome.id, detail=outcome.conflict
+        )
+    return BatchItem(
+        index=outcome.index,
+        status="accepted",
+        id=outcome.id,
+        journeys=_routing(outcome.routed.journeys),
+    )

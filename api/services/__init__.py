@@ -1,0 +1,1 @@
+"""What the routers do, as keyword-only functions over a session or the database."""

@@ -1,0 +1,60 @@
+"""Contacts: create, update and read."""
+
+from __future__ import annotations
+
+from sqlmodel import col, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.schemas.contacts import ContactUpsert
+from api.services.sql import insert_if_absent
+from persistence import Contact
+from persistence.models import utcnow
+
+
+class ContactNotFoundError(LookupError):
+    def __init__(self, contact_id: str) -> None:
+        super().__init__(f"unknown contact '{contact_id}'")
+        self.contact_id = contact_id
+
+
+async def upsert_contact(
+    *, session: AsyncSession, dialect: str, contact_id: str, contact_in: ContactUpsert
+) -> tuple[Contact, bool]:
+    """Create the contact or update the fields the request names; True when created."""
+    fields = contact_in.model_dump(exclude_unset=True)
+    now = utcnow()
+    is_new = await insert_if_absent(
+        session,
+        dialect,
+        Contact,
+        key=col(Contact.contact_id),
+        values={"attributes": {}, **fields}
+        | {"contact_id": contact_id, "created_at": now, "updated_at": now},
+    )
+    if not is_new and fields:
+        await session.exec(
+            update(Contact)
+            .where(col(Contact.contact_id) == contact_id)
+            .values(**fields, updated_at=now)
+        )
+    await session.commit()
+    return await get_contact(session=session, contact_id=contact_id), is_new
+
+
+async def ensure_contact(*, session: AsyncSession, dialect: str, contact_id: str) -> None:
+    """A bare contact for an id first seen in an event (within the caller's transaction)."""
+    now = utcnow()
+    await insert_if_absent(
+        session,
+        dialect,
+        Contact,
+        key=col(Contact.contact_id),
+        values={"contact_id": contact_id, "attributes": {}, "created_at": now, "updated_at": now},
+    )
+
+
+async def get_contact(*, session: AsyncSession, contact_id: str) -> Contact:
+    contact = await session.get(Contact, contact_id, populate_existing=True)
+    if contact is None:
+        raise ContactNotFoundError(contact_id)
+    return contact

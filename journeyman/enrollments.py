@@ -1,0 +1,407 @@
+"""Enrollments from the outside: start, route events to, exit and read them.
+
+The one place where the API (and journeys starting other journeys) talks to Temporal. Which
+journeys an event concerns comes from the static catalog, never from scanning Temporal; the
+database is read only for what the deterministic workflow ids cannot tell (a keyed enrollment
+reached without its key, the re-entry history, the enrollments of a contact).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select, update
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from journeyman.settings import Settings
+from persistence import Database, Enrollment
+from workflows import catalog
+from workflows.catalog import UnknownJourneyError
+from workflows.contracts import (
+    EVENT_SIGNAL,
+    EXIT_SIGNAL,
+    STATE_QUERY,
+    EnrollmentInput,
+    EnrollmentState,
+    Event,
+    ExitRequest,
+    StartJourneyRequest,
+    StartJourneyResult,
+    workflow_id_for,
+)
+from workflows.runtime import Journey, journey_search_attributes
+
+# Memo key naming what started a run: the trigger event id, the starting workflow, or a
+# one-off token for a manual start. Comparing it after the start tells "started" from
+# "signalled", and makes a retried start (same event id, same activity) answer "started"
+# again, as the first attempt did.
+START_TOKEN = "start_token"
+# Keys end up in workflow ids and in `enrollments.key` (200 characters).
+MAX_KEY_LENGTH = 200
+RPC_TIMEOUT = timedelta(seconds=10)
+# A listing should not hang on one enrollment whose worker is down: it falls back to the DB.
+QUERY_TIMEOUT = timedelta(seconds=3)
+
+__all__ = [
+    "ContactEnrollment",
+    "EnrollmentService",
+    "ExitResult",
+    "UnknownJourneyError",
+]
+
+
+@dataclass
+class ExitResult:
+    journey: str
+    contact_id: str
+    # Workflow ids of the running enrollments that were told to exit; empty if none ran.
+    exited: list[str]
+
+
+@dataclass
+class ContactEnrollment:
+    """An enrollment as the database recorded it, with the live state when it is running."""
+
+    workflow_id: str
+    run_id: str
+    journey: str
+    version: int
+    contact_id: str
+    key: str | None
+    status: str
+    ended_by: str | None
+    current_step: str | None
+    entered_at: datetime
+    ended_at: datetime | None
+    live: EnrollmentState | None = None
+
+
+@dataclass
+class _RunningRun:
+    run_id: str
+    first_run_id: str
+    start_token: str | None
+
+
+class EnrollmentService:
+    def __init__(self, *, client: Client, database: Database, settings: Settings) -> None:
+        self._client = client
+        self._database = database
+        self._settings = settings
+
+    # ----- starting ----------------------------------------------------------------------
+
+    async def start(self, request: StartJourneyRequest) -> StartJourneyResult:
+        """Enroll a contact in the newest version of a journey, applying its re-entry rule.
+
+        With a trigger event this is a signal-with-start, so an enrollment already running at
+        the same id receives the event instead ("signalled").
+        """
+        cls = catalog.get(request.journey)
+        key = _enrollment_key(cls, request)
+        if cls.key is not None and not key:
+            return _skipped(cls, "", f"missing_key:{cls.key}")
+        if key is not None and len(key) > MAX_KEY_LENGTH:
+            return _skipped(cls, "", f"invalid_key:{cls.key}")
+        workflow_id = workflow_id_for(cls.name, request.contact_id, key)
+        trigger = request.trigger
+        token = _start_token(request)
+
+        if cls.reentry == "never":
+            earlier = await self._earlier_enrollment(cls, request.contact_id, key)
+            if earlier is not None:
+                if trigger is not None and earlier.trigger_event_id == trigger.id:
+                    # A retry of the event that created this enrollment: same answer.
+                    return StartJourneyResult(cls.name, workflow_id, "started")
+                return _skipped(cls, workflow_id, "reentry_never")
+        elif cls.reentry == "always":
+            running = await self._running(workflow_id)
+            if running is not None:
+                if running.start_token == token:
+                    return StartJourneyResult(cls.name, workflow_id, "started")
+                await self._replace(workflow_id, running, because=_cause(request))
+
+        return await self._start_run(cls, request, workflow_id, key, token)
+
+    async def _start_run(
+        self,
+        cls: type[Journey],
+        request: StartJourneyRequest,
+        workflow_id: str,
+        key: str | None,
+        token: str,
+    ) -> StartJourneyResult:
+        trigger = request.trigger
+        # `never` rejects a closed run too: the database check above is the main guard (the
+        # server forgets closed runs after retention), this one covers a row not yet written.
+        reuse = (
+            WorkflowIDReusePolicy.REJECT_DUPLICATE
+            if cls.reentry == "never"
+            else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+        )
+        # Signal-with-start accepts USE_EXISTING and TERMINATE_EXISTING but not FAIL (server
+        # 1.32 answers INVALID_ARGUMENT), so every start attaches to a running enrollment and
+        # the memo tells whose run it is. `always` terminated the old run beforehand, so it
+        # knows which run it replaced and closed that run's row; TERMINATE_EXISTING here could
+        # kill a run started concurrently whose row nobody would close.
+        try:
+            handle = await self._client.start_workflow(
+                cls.workflow_type(),
+                EnrollmentInput(contact_id=request.contact_id, key=key, trigger=trigger),
+                id=workflow_id,
+                task_queue=self._settings.task_queue,
+                id_reuse_policy=reuse,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                search_attributes=journey_search_attributes(cls, request.contact_id),
+                memo={START_TOKEN: token},
+                static_summary=_summary(cls, request.contact_id, key),
+                static_details=_details(request),
+                start_signal=EVENT_SIGNAL if trigger is not None else None,
+                start_signal_args=[trigger] if trigger is not None else [],
+                rpc_timeout=RPC_TIMEOUT,
+            )
+        except WorkflowAlreadyStartedError:
+            # Only REJECT_DUPLICATE (`never`) gets here: a closed run of this id exists.
+            return _skipped(cls, workflow_id, "reentry_never")
+        description = await self._client.get_workflow_handle(
+            workflow_id, run_id=handle.result_run_id
+        ).describe(rpc_timeout=RPC_TIMEOUT)
+        if await description.memo_value(START_TOKEN, None) == token:
+            return StartJourneyResult(cls.name, workflow_id, "started")
+        if trigger is not None:
+            return StartJourneyResult(cls.name, workflow_id, "signalled")
+        # A start without an event found the contact already on its way: nothing to deliver.
+        return _skipped(cls, workflow_id, "already_active")
+
+    async def _earlier_enrollment(
+        self, cls: type[Journey], contact_id: str, key: str | None
+    ) -> Enrollment | None:
+        query = select(Enrollment).where(
+            Enrollment.journey == cls.name,
+            Enrollment.contact_id == contact_id,
+            col(Enrollment.key) == key if key is not None else col(Enrollment.key).is_(None),
+        )
+        async with self._database.session() as session:
+            return (await session.exec(query.limit(1))).first()
+
+    async def _running(self, workflow_id: str) -> _RunningRun | None:
+        try:
+            description = await self._client.get_workflow_handle(workflow_id).describe(
+                rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        return _RunningRun(
+            run_id=description.run_id,
+            first_run_id=description.raw_info.first_run_id or description.run_id,
+            start_token=await description.memo_value(START_TOKEN, None),
+        )
+
+    async def _replace(self, workflow_id: str, running: _RunningRun, *, because: str) -> None:
+        """End a running enrollment so a re-entry can take its id (`reentry = "always"`)."""
+        try:
+            await self._client.get_workflow_handle(workflow_id, run_id=running.run_id).terminate(
+                reason=f"re-entered: replaced by {because}", rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        # A terminated run records nothing more itself, so its row is closed here.
+        async with self._database.session() as session:
+            await session.exec(
+                update(Enrollment)
+                .where(
+                    col(Enrollment.run_id) == running.first_run_id,
+                    col(Enrollment.status) == "active",
+                )
+                .values(status="exited", ended_by="reentered", ended_at=datetime.now(UTC))
+            )
+            await session.commit()
+
+    # ----- routing -----------------------------------------------------------------------
+
+    async def route(self, event: Event) -> list[StartJourneyResult]:
+        """Start every journey the event triggers, then signal every enrollment listening.
+
+        An enrollment this event just started or signalled is not signalled a second time.
+        """
+        results = [
+            await self.start(
+                StartJourneyRequest(journey=cls.name, contact_id=event.contact_id, trigger=event)
+            )
+            for cls in catalog.triggered_by(event.name)
+        ]
+        reached = {result.workflow_id for result in results if result.action != "skipped"}
+        for cls in catalog.listening_to(event.name):
+            for workflow_id in await self._listening_ids(cls, event):
+                if workflow_id in reached:
+                    continue
+                reached.add(workflow_id)
+                if await self._signal(workflow_id, EVENT_SIGNAL, event):
+                    results.append(StartJourneyResult(cls.name, workflow_id, "signalled"))
+        return results
+
+    async def _listening_ids(self, cls: type[Journey], event: Event) -> list[str]:
+        if cls.key is None:
+            return [workflow_id_for(cls.name, event.contact_id)]
+        value = event.properties.get(cls.key)
+        if value is not None and str(value):
+            return [workflow_id_for(cls.name, event.contact_id, str(value))]
+        # No key on the event: it concerns every enrollment of the contact in this journey.
+        return await self._active_ids(cls.name, event.contact_id)
+
+    async def _active_ids(self, journey: str, contact_id: str) -> list[str]:
+        query = select(Enrollment.workflow_id).where(
+            Enrollment.journey == journey,
+            Enrollment.contact_id == contact_id,
+            Enrollment.status == "active",
+        )
+        async with self._database.session() as session:
+            return sorted(set((await session.exec(query)).all()))
+
+    async def _signal(self, workflow_id: str, signal: str, arg: object) -> bool:
+        """Signal the running enrollment; False when none is running (not an error)."""
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal(
+                signal, arg, rpc_timeout=RPC_TIMEOUT
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return True
+
+    # ----- operator actions and reads ----------------------------------------------------
+
+    async def exit(self, journey: str, contact_id: str, key: str | None, reason: str) -> ExitResult:
+        """Tell the contact's running enrollment(s) in a journey to exit.
+
+        A keyed journey without a key means every running enrollment of the contact in it.
+        """
+        cls = catalog.get(journey)
+        if cls.key is not None and key is None:
+            candidates = await self._active_ids(cls.name, contact_id)
+        else:
+            candidates = [workflow_id_for(cls.name, contact_id, key if cls.key else None)]
+        request = ExitRequest(reason=reason)
+        exited = [wid for wid in candidates if await self._signal(wid, EXIT_SIGNAL, request)]
+        return ExitResult(journey=cls.name, contact_id=contact_id, exited=exited)
+
+    async def contact_enrollments(self, contact_id: str) -> list[ContactEnrollment]:
+        """Every enrollment of the contact, oldest first; running ones with live state."""
+        query = (
+            select(Enrollment)
+            .where(Enrollment.contact_id == contact_id)
+            .order_by(col(Enrollment.entered_at), col(Enrollment.run_id))
+        )
+        async with self._database.session() as session:
+            rows = (await session.exec(query)).all()
+        enrollments = [_from_row(row) for row in rows]
+        live = await asyncio.gather(
+            *(self._live_state(e.workflow_id) for e in enrollments if e.status == "active")
+        )
+        for enrollment, state in zip(
+            (e for e in enrollments if e.status == "active"), live, strict=True
+        ):
+            enrollment.live = state
+        return enrollments
+
+    async def _live_state(self, workflow_id: str) -> EnrollmentState | None:
+        try:
+            state: EnrollmentState = await self._client.get_workflow_handle(workflow_id).query(
+                STATE_QUERY, result_type=EnrollmentState, rpc_timeout=QUERY_TIMEOUT
+            )
+        except (
+            RPCError,
+            WorkflowQueryFailedError,
+            WorkflowQueryRejectedError,
+            TimeoutError,
+        ):
+            # A listing is still useful without the live view (worker down, run gone).
+            return None
+        return state
+
+
+def _enrollment_key(cls: type[Journey], request: StartJourneyRequest) -> str | None:
+    if cls.key is None:
+        return None
+    if request.key:
+        return request.key
+    if request.trigger is None:
+        return None
+    value = request.trigger.properties.get(cls.key)
+    return str(value) if value is not None and str(value) else None
+
+
+def _start_token(request: StartJourneyRequest) -> str:
+    """What a run records as its starter; a retry of the same start presents the same one."""
+    if request.trigger is not None:
+        return request.trigger.id
+    if request.started_by:
+        return f"started_by:{request.started_by}"
+    return f"manual:{uuid.uuid4()}"
+
+
+def _skipped(cls: type[Journey], workflow_id: str, reason: str) -> StartJourneyResult:
+    return StartJourneyResult(cls.name, workflow_id, "skipped", reason)
+
+
+def _cause(request: StartJourneyRequest) -> str:
+    if request.trigger is not None:
+        return f"event {request.trigger.name} ({request.trigger.id})"
+    if request.started_by:
+        return request.started_by
+    return "a manual start"
+
+
+def _summary(cls: type[Journey], contact_id: str, key: str | None) -> str:
+    text = f"{cls.name} v{cls.version} for {contact_id}"
+    if key is not None and cls.key is not None:
+        label = cls.key.removesuffix("_id")
+        text += f" ({label} {key})"
+    return text
+
+
+def _details(request: StartJourneyRequest) -> str:
+    lines = []
+    if request.trigger is not None:
+        lines.append(f"Triggered by event `{request.trigger.name}` (id `{request.trigger.id}`).")
+    if request.started_by:
+        lines.append(f"Started by `{request.started_by}`.")
+    return "\n\n".join(lines) or "Started manually."
+
+
+def _from_row(row: Enrollment) -> ContactEnrollment:
+    return ContactEnrollment(
+        workflow_id=row.workflow_id,
+        run_id=row.run_id,
+        journey=row.journey,
+        version=row.version,
+        contact_id=row.contact_id,
+        key=row.key,
+        status=row.status,
+        ended_by=row.ended_by,
+        current_step=row.current_step,
+        entered_at=_aware(row.entered_at),
+        ended_at=_aware(row.ended_at) if row.ended_at else None,
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,101 @@
+"""The worker: every journey version and the activities they call, in one process.
+
+Dependencies (database, template renderer, mailer, enrollment service) are built once here
+and shared by all activity calls. Migrations are not run here: `journeyman migrate` (or
+`journeyman dev`) is the start-up step that owns the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import JourneyActivities, Mailer, SmtpMailer, Starter, TemplateRenderer
+from journeyman.enrollments import EnrollmentService
+from journeyman.settings import Settings
+from journeyman.temporal import connect_when_ready, ensure_search_attributes
+from persistence import Database, create_database
+from workflows import catalog
+
+log = logging.getLogger("journeyman.worker")
+
+# In-flight sends get this long to finish on SIGTERM before they are cancelled and retried
+# elsewhere; claim-before-send makes the retry safe, this only spares the provider call.
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    database: Database,
+    *,
+    renderer: TemplateRenderer,
+    mailer: Mailer,
+    starter: Starter,
+) -> Worker:
+    """A worker on `settings.task_queue` for every journey version in the catalog.
+
+    Old versions stay registered so that enrollments started before a new version shipped
+    finish on the code they began with.
+    """
+    acts = JourneyActivities(
+        database=database, settings=settings, renderer=renderer, mailer=mailer, starter=starter
+    )
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=catalog.all_versions(),
+        # `record_lifecycle` runs as a local activity; the SDK serves local and normal
+        # activities from this one list.
+        activities=[
+            acts.send_message,
+            acts.read_contact,
+            acts.start_journey,
+            acts.record_lifecycle,
+        ],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then let in-flight tasks finish and exit."""
+    client = await connect_when_ready(settings)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    database = create_database(settings.database_url_resolved)
+    try:
+        service = EnrollmentService(client=client, database=database, settings=settings)
+        worker = build_worker(
+            client,
+            settings,
+            database,
+            renderer=TemplateRenderer.from_settings(settings),
+            mailer=SmtpMailer.from_settings(settings),
+            starter=service.start,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        running = asyncio.create_task(worker.run())
+        stopping = asyncio.create_task(stop.wait())
+        log.info(
+            "Worker polling task queue %r on %s (namespace %s)",
+            settings.task_queue,
+            settings.temporal_address,
+            settings.temporal_namespace,
+        )
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if running.done():
+            stopping.cancel()
+            running.result()  # a fatal worker error: let it surface
+            return
+        log.info("Stopping: finishing in-flight tasks (up to %s)", GRACEFUL_SHUTDOWN)
+        await worker.shutdown()
+        await running
+    finally:
+        await database.dispose()
