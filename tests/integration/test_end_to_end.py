@@ -7,7 +7,7 @@ This is the README's walkthrough, asserted.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def sink() -> AsyncIterator[SmtpSink]:
+def sink() -> Iterator[SmtpSink]:
     with SmtpSink() as running:
         yield running
 
