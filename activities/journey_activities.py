@@ -228,14 +228,7 @@ class JourneyActivities:
             template=request.template,
             **fields,
         )
-        async with self.database.session() as session:
-            session.add(row)
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                return False
-        return True
+        return await self.database.insert_once(row)
 
     async def _transition(self, message_id: str, from_status: str, **values: Any) -> bool:
         """Compare-and-set on the status, so two attempts never both take a message id."""
@@ -295,14 +288,7 @@ class JourneyActivities:
             trigger_event_id=record.trigger_event_id,
             entered_at=record.at,
         )
-        async with self.database.session() as session:
-            session.add(row)
-            try:
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                return False
-        return True
+        return await self.database.insert_once(row)
 
     async def _step(self, record: LifecycleRecord) -> bool:
         step = record.step or "(unnamed)"
