@@ -24,8 +24,9 @@ from workflows import catalog
 
 log = logging.getLogger("journeyman.worker")
 
-# In-flight sends get this long to finish on SIGTERM before they are cancelled and retried
-# elsewhere; claim-before-send makes the retry safe, this only spares the provider call.
+# On SIGTERM, in-flight activities get this long to finish before they are cancelled. A send
+# cut off mid-call is recorded as uncertain and never resent (claim-before-send), so this
+# grace is what keeps a routine restart from losing a message.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 

@@ -239,8 +239,8 @@ class DevStack:
         client: Client = await self._wait_ready(temporal, self._temporal_client)
         self._say("Migrating the database...")
         await asyncio.to_thread(migrate, self.settings.database_url_resolved)
-        # -P: the current directory must not shadow the installed packages (a folder named
-        # `api` or `activities` where the user runs `journeyman dev` would).
+        # -P: the current directory must not shadow the installed packages (`-m` would put it
+        # first on sys.path, and a folder named `api` there would win).
         python = [sys.executable, "-P", "-m"]
         sink = await self._spawn(
             "SMTP sink",
@@ -281,7 +281,7 @@ class DevStack:
         self.children.append(child)
         return child
 
-    async def _temporal_client(self) -> Client | None:
+    async def _temporal_client(self) -> Client:
         return await connect(self.settings)
 
     async def _wait_ready(self, child: Child, check: Callable[[], Awaitable[Any]]) -> Any:

@@ -52,7 +52,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         name = f"journeyman_test_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+        base = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0].replace(
+            "postgresql://", "postgresql+psycopg://"
+        )
         url = f"{base}/{name}"
         migrate(url)
         yield url
