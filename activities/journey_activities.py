@@ -325,6 +325,8 @@ class JourneyActivities:
                 status=record.status,
                 ended_by=(record.outcome or "")[:REASON_MAX] or None,
                 ended_at=record.at,
+                # The step it was in when a goal or exit ended it; else the last step done.
+                **({"current_step": record.step} if record.step else {}),
             )
         )
         async with self.database.session() as session:

@@ -192,12 +192,15 @@ class Journey:
         return EnrollmentResult(status=self._status, ended_by=self._ended_by, steps=self._done)
 
     async def _finish(self) -> None:
+        # Where the enrollment was when it ended (None when it ran to the end), so the
+        # enrollment list can say "converted during order_window".
+        ended_in = self._current_step
         self._current_step = None
         self._waiting_for = []
         self._wait_until = None
         self._set_step_attribute(f"({self._status})")
         workflow.set_current_details(f"Ended: {self._status}" + self._ended_by_text())
-        await self._record("ended")
+        await self._record("ended", step=ended_in)
 
     def _end(self, status: Status, ended_by: str) -> None:
         self._status = status

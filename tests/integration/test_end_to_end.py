@@ -180,6 +180,12 @@ async def test_walkthrough_contact_events_email_and_conversion(
         within=20,
     )
     assert final["post_purchase"] == "active"
+    async with database.session() as session:
+        query = select(Enrollment).where(Enrollment.contact_id == contact_id)
+        where = {row.journey: row.current_step for row in (await session.exec(query)).all()}
+    # The list says where each one was when the order converted it.
+    assert where["welcome_series"] == "pause_1"
+    assert where["abandoned_cart"] == "grace_period"
 
     async def sent_messages() -> list[Message]:
         async with database.session() as session:

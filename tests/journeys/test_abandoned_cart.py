@@ -49,6 +49,8 @@ async def test_order_after_first_reminder_stops_the_second(time_env: WorkflowEnv
 
     assert result.status == "converted"
     assert [s.step for s in run.capture.sends] == ["first_reminder"]
+    ended = run.capture.lifecycle[-1]
+    assert (ended.kind, ended.step) == ("ended", "order_window")
 
 
 async def test_order_for_another_cart_does_not_end_it(time_env: WorkflowEnvironment) -> None:
