@@ -6,9 +6,12 @@ production overrides them through the environment, never through code.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -40,6 +43,29 @@ class Settings(BaseSettings):
     email_from: str = "Journeyman <journeys@localhost>"
     templates_dir: Path = PROJECT_ROOT / "templates"
 
+    # Respecting the contact (issue 3). Quiet hours are local to the contact ("" turns them off).
+    default_timezone: str = "UTC"
+    quiet_hours: str = "21:00-08:00"
+    quiet_hours_policy: Literal["defer", "skip"] = "defer"
+    # Rolling-window caps on marketing sends per channel: "channel:count/window", window in
+    # m, h or d. Transactional sends are exempt.
+    frequency_caps: str = "email:2/24h,email:5/7d,sms:1/24h,sms:3/7d,push:3/24h"
+    # How long a signed unsubscribe link stays valid.
+    unsubscribe_link_max_age_days: int = 365
+
+    # SMS through a Twilio-style API: POST {sms_api_url}/Accounts/{sid}/Messages.json.
+    sms_api_url: str = "http://localhost:8025/sms/2010-04-01"
+    sms_account_sid: str = "AC-dev"
+    sms_auth_token: str = "dev-token"
+    sms_from: str = "+15005550006"
+    # Push through a generic JSON API: POST {push_api_url} with a bearer token.
+    push_api_url: str = "http://localhost:8025/push"
+    push_api_token: str = "dev-push-token"
+    # Webhook steps POST signed JSON here unless the step names its own URL.
+    webhook_url: str = "http://localhost:8025/webhook"
+    webhook_secret: str = "dev-webhook-secret"
+    provider_timeout_seconds: float = 15.0
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -55,6 +81,36 @@ class Settings(BaseSettings):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
         return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"unknown IANA timezone {value!r}") from err
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours_shape(cls, value: str) -> str:
+        if value.strip():
+            parse_quiet_hours(value)
+        return value.strip()
+
+    @field_validator("frequency_caps")
+    @classmethod
+    def _caps_shape(cls, value: str) -> str:
+        parse_caps(value)
+        return value
+
+    @property
+    def caps(self) -> list[FrequencyCap]:
+        return parse_caps(self.frequency_caps)
+
+    @property
+    def quiet_window(self) -> tuple[time, time] | None:
+        return parse_quiet_hours(self.quiet_hours) if self.quiet_hours else None
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
@@ -72,6 +128,44 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'journeyman.db').resolve()}"
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    channel: str
+    limit: int
+    window: timedelta
+
+
+_WINDOW_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def parse_caps(text: str) -> list[FrequencyCap]:
+    """Parse "email:2/24h,email:5/7d" into caps; raises ValueError naming the bad part."""
+    caps: list[FrequencyCap] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            channel, rule = part.split(":")
+            count, window = rule.split("/")
+            seconds = int(window[:-1]) * _WINDOW_UNITS[window[-1]]
+            cap = FrequencyCap(channel.strip(), int(count), timedelta(seconds=seconds))
+        except (ValueError, KeyError, IndexError) as err:
+            raise ValueError(f"bad frequency cap {part!r}: want channel:count/window") from err
+        if cap.limit < 1 or seconds <= 0:
+            raise ValueError(f"bad frequency cap {part!r}: count and window must be positive")
+        caps.append(cap)
+    return caps
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """Parse "21:00-08:00" into (start, end) local times."""
+    try:
+        start, end = (time.fromisoformat(t.strip()) for t in text.split("-"))
+    except ValueError as err:
+        raise ValueError(f"bad quiet hours {text!r}: want HH:MM-HH:MM") from err
+    return start, end
 
 
 @lru_cache(maxsize=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -29,12 +29,29 @@ class Contact(SQLModel, table=True):
     timezone: str | None = Field(default=None, max_length=64)
     locale: str | None = Field(default=None, max_length=35)
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Consent to marketing per channel; transactional messages do not need it.
+    email_consent: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=true())
+    )
+    sms_consent: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=true())
+    )
+    push_consent: bool = Field(
+        default=True, sa_column=Column(Boolean, nullable=False, server_default=true())
+    )
+    consent_updated_at: datetime | None = _ts()
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
     updated_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+    def has_consent(self, channel: str) -> bool:
+        return bool(getattr(self, f"{channel}_consent", True))
+
+
+CONSENT_CHANNELS = ("email", "sms", "push")
 
 
 class EventRecord(SQLModel, table=True):
@@ -98,7 +115,10 @@ class Message(SQLModel, table=True):
     """One send of one template on one channel; the row is claimed before the provider call."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_contact", "contact_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_messages_contact", "contact_id", "created_at"),
+        Index("ix_messages_caps", "contact_id", "channel", "category", "created_at"),
+    )
 
     message_id: str = Field(primary_key=True, max_length=700)
     workflow_id: str = Field(max_length=500)
@@ -107,6 +127,7 @@ class Message(SQLModel, table=True):
     step: str = Field(max_length=200)
     contact_id: str = Field(max_length=200)
     channel: str = Field(max_length=20)
+    category: str = Field(default="marketing", max_length=20)
     template: str = Field(max_length=200)
     # sending -> sent | failed | suppressed; `sending` found on retry means "maybe sent".
     status: str = Field(default="sending", max_length=20)

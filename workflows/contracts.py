@@ -26,6 +26,7 @@ STATE_QUERY = "state"
 
 # Activity names, so workflows call them without importing their implementation.
 SEND_MESSAGE = "send_message"
+NEXT_LOCAL_TIME = "next_local_time"
 READ_CONTACT = "read_contact"
 RECORD_LIFECYCLE = "record_lifecycle"
 START_JOURNEY = "start_journey"
@@ -37,6 +38,12 @@ ERR_TEMPLATE = "TemplateError"
 ERR_PERMANENT_SEND = "PermanentSendFailure"
 
 Reentry = Literal["never", "after_exit", "always"]
+# `marketing` needs the contact's consent on the channel, counts against frequency caps and
+# respects quiet hours; `transactional` (receipts, password resets) does none of these.
+Category = Literal["marketing", "transactional"]
+# What to do with a send that quiet hours or a frequency cap holds back.
+HoldPolicy = Literal["defer", "skip"]
+Channel = Literal["email", "sms", "push", "webhook"]
 Status = Literal["active", "converted", "exited", "completed", "failed"]
 LifecycleKind = Literal["entered", "step", "ended"]
 
@@ -103,6 +110,16 @@ class ExitRequest:
 
 
 @dataclass
+class QuietHours:
+    """Local hours in which marketing sends are held back, e.g. 21:00 to 08:00."""
+
+    start: str = "21:00"
+    end: str = "08:00"
+    policy: HoldPolicy = "defer"
+    enabled: bool = True
+
+
+@dataclass
 class SendRequest:
     message_id: str
     workflow_id: str
@@ -115,18 +132,47 @@ class SendRequest:
     template: str
     context: dict[str, Any] = field(default_factory=dict)
     trigger: Event | None = None
+    category: Category = "marketing"
+    # None: the journey's quiet hours, else the global default from settings.
+    quiet_hours: QuietHours | None = None
+    # When a frequency cap is reached: wait for a free slot, or record the send suppressed.
+    on_cap: HoldPolicy = "skip"
+    # Journey-level fallback when the contact has no timezone.
+    default_timezone: str | None = None
+    # Which attempt of this step this is after deferrals (1 for the first).
+    attempt: int = 1
 
 
 @dataclass
 class SendResult:
+    """`deferred` means: nothing was sent, call again at `retry_at` (quiet hours or a cap)."""
+
     message_id: str
-    status: Literal["sent", "suppressed", "failed"]
+    status: Literal["sent", "suppressed", "failed", "deferred"]
     reason: str | None = None
     sent_at: datetime | None = None
+    retry_at: datetime | None = None
 
     @property
     def outcome(self) -> str:
         return f"{self.status}: {self.reason}" if self.reason else self.status
+
+
+@dataclass
+class LocalTimeRequest:
+    """The next moment at `time` (HH:MM) on one of `weekdays` (0=Monday) in the contact's zone."""
+
+    contact_id: str
+    time: str
+    after: datetime
+    weekdays: list[int] | None = None
+    default_timezone: str | None = None
+
+
+@dataclass
+class LocalTimeResult:
+    at: datetime
+    timezone: str
 
 
 @dataclass
@@ -143,6 +189,8 @@ class ContactSnapshot:
     timezone: str | None = None
     locale: str | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
+    # Per-channel consent for marketing messages.
+    consent: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
