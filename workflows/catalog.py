@@ -13,7 +13,7 @@ from functools import lru_cache
 import workflows
 from workflows.runtime import Journey
 
-_NOT_JOURNEYS = {"catalog", "contracts", "content", "runtime"}
+_NOT_JOURNEYS = {"catalog", "contracts", "content", "runtime", "splits"}
 
 
 class UnknownJourneyError(LookupError):

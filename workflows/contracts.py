@@ -95,6 +95,8 @@ class EnrollmentState:
     wait_until: datetime | None
     steps: list[StepRecord]
     ended_by: str | None = None
+    # Split step -> the variant (or "holdout") this enrollment was assigned.
+    variants: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

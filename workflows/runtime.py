@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -37,11 +38,14 @@ with workflow.unsafe.imports_passed_through():
         JOURNEY_NAME,
         JOURNEY_STEP,
         JOURNEY_VERSION,
+        NEXT_LOCAL_TIME,
         READ_CONTACT,
         RECORD_LIFECYCLE,
         SEND_MESSAGE,
         START_JOURNEY,
         STATE_QUERY,
+        Category,
+        Channel,
         ContactRequest,
         ContactSnapshot,
         EnrollmentInput,
@@ -49,9 +53,13 @@ with workflow.unsafe.imports_passed_through():
         EnrollmentState,
         Event,
         ExitRequest,
+        HoldPolicy,
         LifecycleAck,
         LifecycleKind,
         LifecycleRecord,
+        LocalTimeRequest,
+        LocalTimeResult,
+        QuietHours,
         Reentry,
         SendRequest,
         SendResult,
@@ -61,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         StepRecord,
         workflow_id_for,
     )
+    from workflows.splits import assign_variant
 
 # Sends retry through provider outages with backoff; a day later the message is stale, so the
 # step is recorded as failed and the journey goes on rather than sending yesterday's news.
@@ -72,6 +81,9 @@ SEND_RETRY = RetryPolicy(
 )
 SEND_TIMEOUT = timedelta(seconds=60)
 SEND_GIVE_UP_AFTER = timedelta(hours=24)
+# Quiet hours or a cap may hold a send back; after this many holds it is dropped, not queued
+# forever (a cap that never frees means the contact is over-messaged anyway).
+MAX_DEFERRALS = 20
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -92,6 +104,10 @@ class Journey:
     reentry: ClassVar[Reentry] = "never"
     # Event property that keys enrollments (one per contact per value), e.g. "cart_id".
     key: ClassVar[str | None] = None
+    # Quiet hours for this journey's marketing sends (None: the global setting).
+    quiet_hours: ClassVar[QuietHours | None] = None
+    # Timezone for contacts without one (None: the global JOURNEYMAN_DEFAULT_TIMEZONE).
+    timezone: ClassVar[str | None] = None
 
     def __init__(self, enrollment: EnrollmentInput) -> None:
         self.enrollment = enrollment
@@ -112,6 +128,8 @@ class Journey:
         self._wait_until: datetime | None = None
         self._done: list[StepRecord] = []
         self._used_step_names: set[str] = set()
+        # Split step -> assigned variant, shown in the state query.
+        self.variants: dict[str, str] = {}
 
     # ----- to be written by each journey -------------------------------------------------
 
@@ -165,6 +183,7 @@ class Journey:
             wait_until=self._wait_until,
             steps=list(self._done),
             ended_by=self._ended_by,
+            variants=dict(self.variants),
         )
 
     # ----- the run loop (called by the `run` method that `@journey` adds) ----------------
@@ -224,10 +243,18 @@ class Journey:
         step: str,
         *,
         template: str,
-        channel: str = "email",
+        channel: Channel = "email",
         context: dict[str, Any] | None = None,
+        category: Category = "marketing",
+        quiet_hours: QuietHours | None = None,
+        on_cap: HoldPolicy = "skip",
     ) -> SendResult:
-        """Send one message through the send activity; never raises for a failed send."""
+        """Send one message; never raises for a failed or suppressed send.
+
+        Consent, quiet hours and frequency caps are checked by the send activity at send time.
+        When it answers `deferred` (quiet hours or a cap with policy `defer`), the step waits
+        on a durable timer until the moment it names and asks again, with the same message id.
+        """
         self._begin(step, f"sending {channel} '{template}'")
         info = workflow.info()
         request = SendRequest(
@@ -242,24 +269,123 @@ class Journey:
             template=template,
             context=context or {},
             trigger=self.trigger,
+            category=category,
+            quiet_hours=quiet_hours or self.quiet_hours,
+            on_cap=on_cap,
+            default_timezone=self.timezone,
         )
-        try:
-            result: SendResult = await workflow.execute_activity(
-                SEND_MESSAGE,
-                request,
-                result_type=SendResult,
-                start_to_close_timeout=SEND_TIMEOUT,
-                schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
-                retry_policy=SEND_RETRY,
-                summary=f"{step}: {channel} {template}",
-            )
-        except ActivityError as err:
-            if self._status != "active" or isinstance(err.cause, CancelledError):
-                raise  # the enrollment ended while the send was in flight
-            workflow.logger.warning("Send %s failed for good: %s", step, err.cause)
-            result = SendResult(message_id=request.message_id, status="failed", reason=_why(err))
+        result = await self._send_until_done(request)
         await self._complete(step, "send", result.outcome)
         return result
+
+    async def _send_until_done(self, request: SendRequest) -> SendResult:
+        step = request.step
+        while True:
+            try:
+                result: SendResult = await workflow.execute_activity(
+                    SEND_MESSAGE,
+                    request,
+                    result_type=SendResult,
+                    start_to_close_timeout=SEND_TIMEOUT,
+                    schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
+                    retry_policy=SEND_RETRY,
+                    summary=f"{step}: {request.channel} {request.template}"
+                    + (f" (try {request.attempt})" if request.attempt > 1 else ""),
+                )
+            except ActivityError as err:
+                if self._status != "active" or isinstance(err.cause, CancelledError):
+                    raise  # the enrollment ended while the send was in flight
+                workflow.logger.warning("Send %s failed for good: %s", step, err.cause)
+                return SendResult(message_id=request.message_id, status="failed", reason=_why(err))
+            if result.status != "deferred" or result.retry_at is None:
+                return result
+            if request.attempt >= MAX_DEFERRALS:
+                return SendResult(
+                    message_id=request.message_id, status="suppressed", reason="deferred_too_long"
+                )
+            delay = max(result.retry_at - workflow.now(), timedelta(seconds=1))
+            self._wait_until = result.retry_at
+            workflow.set_current_details(
+                f"Step {step}: held back ({result.reason}) until "
+                f"{result.retry_at:%Y-%m-%d %H:%M} UTC"
+            )
+            await workflow.sleep(delay, summary=f"{step}: held back ({result.reason})")
+            request = dataclasses.replace(request, attempt=request.attempt + 1)
+
+    async def webhook(
+        self,
+        step: str,
+        *,
+        payload: dict[str, Any],
+        url: str | None = None,
+        category: Category = "transactional",
+    ) -> SendResult:
+        """POST a signed JSON payload to the team's own service (JOURNEYMAN_WEBHOOK_URL or `url`).
+
+        Transactional by default: the receiving service applies its own rules. Pass
+        `category="marketing"` to have quiet hours and caps applied here first.
+        """
+        return await self.send(
+            step,
+            template="",
+            channel="webhook",
+            context={"payload": payload, "url": url},
+            category=category,
+        )
+
+    async def wait_until_local(
+        self, step: str, at: str, *, weekdays: Sequence[int] | None = None
+    ) -> datetime:
+        """Wait until the next `at` (HH:MM) in the contact's own timezone, on `weekdays`
+        (0 = Monday; default every day). Correct across DST: see `activities/localtime.py`.
+
+        The contact's zone is read when the step starts (fallback: the journey's `timezone`,
+        then the global default); returns the UTC instant it waited for.
+        """
+        self._begin(step, f"finding the next {at} local time")
+        resolved: LocalTimeResult = await workflow.execute_local_activity(
+            NEXT_LOCAL_TIME,
+            LocalTimeRequest(
+                contact_id=self.contact_id,
+                time=at,
+                after=workflow.now(),
+                weekdays=list(weekdays) if weekdays else None,
+                default_timezone=self.timezone,
+            ),
+            result_type=LocalTimeResult,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(minutes=1),
+                non_retryable_error_types=[ERR_JOURNEY_DEFINITION],
+            ),
+            summary=f"{step}: next {at} local",
+        )
+        self._wait_until = resolved.at
+        workflow.set_current_details(f"Step {step}: waiting until {at} {resolved.timezone}")
+        await workflow.sleep(max(resolved.at - workflow.now(), timedelta(0)), summary=step)
+        self._window_start = workflow.now()
+        await self._complete(step, "wait_until_local", f"waited until {at} {resolved.timezone}")
+        return resolved.at
+
+    async def split(self, step: str, variants: dict[str, int], *, holdout: int = 0) -> str:
+        """Assign the contact to a variant (weights in `variants`) or to the holdout group.
+
+        `holdout` is a percentage taken first; the variants share the rest by weight. The draw
+        is a hash of contact, journey and step, so it is the same across replays, retries and
+        re-entries. Returns the variant name or "holdout"; the holdout group should get no
+        message here but stays enrolled, so its goals still count for measuring lift.
+        """
+        self._begin(step, "assigning a variant")
+        try:
+            variant = assign_variant(self.contact_id, self.name, step, variants, holdout)
+        except ValueError as err:
+            raise ApplicationError(
+                str(err), type=ERR_JOURNEY_DEFINITION, non_retryable=True
+            ) from err
+        self.variants[step] = variant
+        await self._complete(step, "split", f"variant {variant}")
+        return variant
 
     async def wait(self, step: str, duration: timedelta) -> None:
         """A durable timer: survives worker and server restarts, holds no worker memory."""

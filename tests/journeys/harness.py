@@ -23,10 +23,12 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.timing import resolve_local_time
 from workflows.catalog import all_versions
 from workflows.contracts import (
     EVENT_SIGNAL,
     EXIT_SIGNAL,
+    NEXT_LOCAL_TIME,
     READ_CONTACT,
     RECORD_LIFECYCLE,
     SEND_MESSAGE,
@@ -41,6 +43,8 @@ from workflows.contracts import (
     ExitRequest,
     LifecycleAck,
     LifecycleRecord,
+    LocalTimeRequest,
+    LocalTimeResult,
     SendRequest,
     SendResult,
     StartJourneyRequest,
@@ -59,6 +63,13 @@ class Sent:
     channel: str
     after: timedelta
     context: dict[str, Any]
+    category: str = "marketing"
+    attempt: int = 1
+
+
+# A stand-in for send-time policy: given the request and the due time, answer (say,
+# `deferred`) instead of sending; None means "send".
+SendPolicy = Callable[[SendRequest, datetime], SendResult | None]
 
 
 @dataclass
@@ -70,6 +81,8 @@ class Capture:
     lifecycle: list[LifecycleRecord] = field(default_factory=list)
     starts: list[StartJourneyRequest] = field(default_factory=list)
     started_at: datetime | None = None
+    policy: SendPolicy | None = None
+    held: list[Sent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         capture = self
@@ -78,16 +91,25 @@ class Capture:
         async def send_message(request: SendRequest) -> SendResult:
             assert capture.started_at is not None
             scheduled = activity.info().current_attempt_scheduled_time
-            capture.sends.append(
-                Sent(
-                    step=request.step,
-                    template=request.template,
-                    channel=request.channel,
-                    after=_to_second(scheduled - capture.started_at),
-                    context=request.context,
-                )
+            sent = Sent(
+                step=request.step,
+                template=request.template,
+                channel=request.channel,
+                after=_to_second(scheduled - capture.started_at),
+                context=request.context,
+                category=request.category,
+                attempt=request.attempt,
             )
+            answer = capture.policy(request, scheduled) if capture.policy else None
+            if answer is not None:
+                capture.held.append(sent)
+                return answer
+            capture.sends.append(sent)
             return SendResult(message_id=request.message_id, status="sent", sent_at=scheduled)
+
+        @activity.defn(name=NEXT_LOCAL_TIME)
+        async def next_local_time(request: LocalTimeRequest) -> LocalTimeResult:
+            return resolve_local_time(request, capture.contact.timezone, "UTC")
 
         @activity.defn(name=READ_CONTACT)
         async def read_contact(request: ContactRequest) -> ContactSnapshot:
@@ -114,6 +136,7 @@ class Capture:
             read_contact,
             record_lifecycle,
             start_journey,
+            next_local_time,
         ]
 
     @property
@@ -166,18 +189,26 @@ async def enrolled(
     trigger_properties: dict[str, Any] | None = None,
     trigger: str | None = None,
     attributes: dict[str, Any] | None = None,
+    contact: dict[str, Any] | None = None,
+    policy: SendPolicy | None = None,
+    contact_id: str | None = None,
     extra_workflows: tuple[type[Journey], ...] = (),
     send_override: Callable[[SendRequest], Awaitable[SendResult]] | None = None,
 ) -> AsyncIterator[Run]:
     """Start one enrollment of `journey` for a fresh contact, triggered by its first trigger."""
-    contact_id = f"c-{uuid.uuid4().hex[:8]}"
+    contact_id = contact_id or f"c-{uuid.uuid4().hex[:8]}"
     capture = Capture(
         contact=ContactSnapshot(
             contact_id=contact_id,
             exists=True,
-            email=f"{contact_id}@example.com",
-            attributes=attributes or {},
-        )
+            **{
+                "email": f"{contact_id}@example.com",
+                "attributes": attributes or {},
+                "consent": {"email": True, "sms": True, "push": True},
+                **(contact or {}),
+            },
+        ),
+        policy=policy,
     )
     properties = trigger_properties or {}
     event = Event(

@@ -57,3 +57,39 @@ class RepeatsAStep(Journey):
     async def steps(self) -> None:
         for _ in range(2):
             await self.wait("same_name", timedelta(minutes=1))
+
+
+@journey
+class LocalMorning(Journey):
+    name = "test_local_morning"
+    description = "Waits for local mornings, then notifies the team's own service."
+    triggers = ("go",)
+    timezone = "Europe/Rome"
+
+    async def steps(self) -> None:
+        await self.wait_until_local("next_morning", "09:00")
+        await self.send("morning_note", template="note", on_cap="defer")
+        await self.wait_until_local("next_monday", "09:30", weekdays=[0])
+        await self.send("receipt", template="receipt", category="transactional")
+        await self.webhook("tell_crm", payload={"stage": "engaged"}, url="https://crm.example/in")
+
+
+@journey
+class SplitsTwice(Journey):
+    name = "test_splits_twice"
+    triggers = ("go",)
+
+    async def steps(self) -> None:
+        first = await self.split("subject_test", {"short": 1, "long": 1}, holdout=20)
+        if first != "holdout":
+            await self.send("subject_mail", template="x", context={"variant": first})
+        await self.split("layout_test", {"one": 1, "two": 1, "three": 1})
+
+
+@journey
+class BadSplit(Journey):
+    name = "test_bad_split"
+    triggers = ("go",)
+
+    async def steps(self) -> None:
+        await self.split("broken", {"A": 0})
