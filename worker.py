@@ -1,8 +1,9 @@
 """The worker: every journey version and the activities they call, in one process.
 
-Dependencies (database, template renderer, mailer, enrollment service) are built once here
-and shared by all activity calls. Migrations are not run here: `journeyman migrate` (or
-`journeyman dev`) is the start-up step that owns the schema.
+Dependencies (database, template renderer, mailer, the HTTP client of the SMS, push and
+webhook adapters, enrollment service) are built once here and shared by all activity calls.
+Migrations are not run here: `journeyman migrate` (or `journeyman dev`) is the start-up step
+that owns the schema.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Mapping
 from datetime import timedelta
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, Mailer, SmtpMailer, Starter, TemplateRenderer
+from activities.channels import ChannelSender, build_channel_senders
+from activities.timing import TimingActivities
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.temporal import connect_when_ready, ensure_search_attributes
@@ -38,15 +43,23 @@ def build_worker(
     renderer: TemplateRenderer,
     mailer: Mailer,
     starter: Starter,
+    senders: Mapping[str, ChannelSender] | None = None,
 ) -> Worker:
     """A worker on `settings.task_queue` for every journey version in the catalog.
 
     Old versions stay registered so that enrollments started before a new version shipped
-    finish on the code they began with.
+    finish on the code they began with. Email goes through `mailer`; `senders` adds the other
+    channels by name (a send on a channel without one is recorded as unsupported).
     """
     acts = JourneyActivities(
-        database=database, settings=settings, renderer=renderer, mailer=mailer, starter=starter
+        database=database,
+        settings=settings,
+        renderer=renderer,
+        mailer=mailer,
+        senders=senders,
+        starter=starter,
     )
+    timing = TimingActivities(database=database, settings=settings)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -58,6 +71,7 @@ def build_worker(
             acts.read_contact,
             acts.start_journey,
             acts.record_lifecycle,
+            timing.next_local_time,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
@@ -68,15 +82,19 @@ async def run_worker(settings: Settings) -> None:
     client = await connect_when_ready(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     database = create_database(settings.database_url_resolved)
+    # One HTTP client for every provider call, so connections are pooled across sends.
+    http = httpx.AsyncClient()
     try:
         service = EnrollmentService(client=client, database=database, settings=settings)
+        renderer = TemplateRenderer.from_settings(settings)
         worker = build_worker(
             client,
             settings,
             database,
-            renderer=TemplateRenderer.from_settings(settings),
+            renderer=renderer,
             mailer=SmtpMailer.from_settings(settings),
             starter=service.start,
+            senders=build_channel_senders(settings, renderer, http),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -99,4 +117,5 @@ async def run_worker(settings: Settings) -> None:
         await worker.shutdown()
         await running
     finally:
+        await http.aclose()
         await database.dispose()

@@ -26,23 +26,31 @@ from journeyman.settings import Settings
 from workflows.contracts import ERR_PERMANENT_SEND
 
 MESSAGE_ID_HEADER = "X-Journeyman-Message-Id"
+# RFC 8058 one-click unsubscribe: mailbox providers POST `List-Unsubscribe-Post`'s body to the
+# URL in `List-Unsubscribe`, and show their own unsubscribe button for it.
+LIST_UNSUBSCRIBE = "List-Unsubscribe"
+LIST_UNSUBSCRIBE_POST = "List-Unsubscribe-Post"
+ONE_CLICK = "List-Unsubscribe=One-Click"
+_ONE_LINE_HEADERS = frozenset({MESSAGE_ID_HEADER.lower(), LIST_UNSUBSCRIBE.lower()})
 
 
 class _WirePolicy(EmailPolicy):
-    """Keeps our message id header on one line.
+    """Keeps our message id and the unsubscribe link on one line each.
 
-    An id has no spaces to fold at, so the standard folding would move it to a continuation
-    line, and parsers then hand it back with a leading space. SMTP allows 998 characters.
+    Neither has spaces to fold at. The standard folding would move an id to a continuation
+    line (parsers then hand it back with a leading space), and would RFC 2047-encode a long
+    `<url>`, which mailbox providers do not decode in List-Unsubscribe. SMTP allows 998
+    characters per line.
     """
 
     def fold(self, name: str, value: str) -> str:
-        if name.lower() == MESSAGE_ID_HEADER.lower() and _fits_one_line(name, value):
+        if name.lower() in _ONE_LINE_HEADERS and _fits_one_line(name, value):
             return f"{name}: {value}{self.linesep}"
         folded: str = super().fold(name, value)
         return folded
 
     def fold_binary(self, name: str, value: str) -> bytes:
-        if name.lower() == MESSAGE_ID_HEADER.lower() and _fits_one_line(name, value):
+        if name.lower() in _ONE_LINE_HEADERS and _fits_one_line(name, value):
             return f"{name}: {value}{self.linesep}".encode("ascii")
         return super().fold_binary(name, value)
 
@@ -85,8 +93,12 @@ def build_email(
     rendered: RenderedEmail,
     domain: str,
     date: datetime | None = None,
+    unsubscribe_url: str | None = None,
 ) -> EmailMessage:
-    """A multipart/alternative message: plain text first, HTML as the preferred part."""
+    """A multipart/alternative message: plain text first, HTML as the preferred part.
+
+    With `unsubscribe_url` (every marketing email), it carries the RFC 8058 one-click headers.
+    """
     message = EmailMessage(policy=EMAIL_POLICY)
     message["From"] = sender
     message["To"] = recipient
@@ -94,6 +106,9 @@ def build_email(
     message["Date"] = format_datetime(date or datetime.now(UTC))
     message["Message-ID"] = message_id_header(message_id, domain)
     message[MESSAGE_ID_HEADER] = message_id
+    if unsubscribe_url is not None:
+        message[LIST_UNSUBSCRIBE] = f"<{unsubscribe_url}>"
+        message[LIST_UNSUBSCRIBE_POST] = ONE_CLICK
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     return message

@@ -2,14 +2,38 @@
 
 The worker builds one `JourneyActivities` with its dependencies and registers its methods.
 
-Sending claims the message id in the database before the provider call, so a message goes out
-at most once per step of an enrollment, whatever retries, replays and crashes happen. The
+A send goes through the adapter of its channel (`activities.channels`); the rules live here.
+They are checked at send time, against the send's due time (`activities.policy.send_time`),
+in this order, the first that applies deciding:
+
+1. the message id is already claimed: the recorded result, and nothing is sent;
+2. no adapter for the channel: `suppressed: unsupported_channel`;
+3. no such contact, or no address on that channel: `suppressed: no_address`;
+4. marketing, and the contact has not consented on the channel: `suppressed: unsubscribed`;
+5. marketing inside quiet hours (the step's or journey's, else the global ones; local to the
+   contact's zone, else the journey's, else the global default): policy `defer` answers
+   `deferred` with `retry_at` = the window's end, `skip` records `suppressed: quiet_hours`
+   (malformed hours from a journey record `failed: invalid_quiet_hours` and fail the step);
+6. the message is composed; a template error records `failed` and fails the step;
+7. marketing over a frequency cap of its channel (`activities.caps`): `on_cap="skip"`
+   records `suppressed: frequency_cap`, `defer` answers `deferred` with `retry_at` = when a
+   slot frees. This check and the claim are one transaction under a lock on the contact, so
+   concurrent journeys cannot both take the last slot; that is also why it comes after
+   composing (only a composed message is claimed, so bad input claims nothing);
+8. the claim, then the provider call.
+
+A deferral writes nothing: the workflow sleeps durably until `retry_at` and calls again with
+the same message id, which goes through every check afresh. Transactional sends skip 4, 5
+and 7 and carry no unsubscribe link.
+
+Claiming the message id in the database before the provider call means a message goes out at
+most once per step of an enrollment, whatever retries, replays and crashes happen. The
 `messages.status` of a message id moves like this:
 
-    (no row) --claim--> sending --SMTP accepted--> sent
-                        sending --SMTP failed, nothing delivered--> retrying --claim--> sending
-                        sending --5xx / invalid--> failed
-    (no row) --no address / channel--> suppressed
+    (no row) --claim--> sending --provider accepted--> sent
+                        sending --provider failed, nothing delivered--> retrying --claim--> sending
+                        sending --permanent refusal / invalid--> failed
+    (no row) or retrying --a rule above--> suppressed
 
 A retry that finds `sending` cannot know whether the earlier attempt's provider call went
 through (the process died, or the connection broke after the message was handed over), so it
@@ -19,10 +43,9 @@ an occasional lost message, visible in the message log, is the price.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any, Literal
 
 from sqlalchemy import update
@@ -31,11 +54,24 @@ from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.email import DeliveryUncertainError, Mailer, build_email, sender_domain
+from activities.caps import cap_frees_at, lock_contact
+from activities.channels.base import ChannelSender, Outgoing
+from activities.channels.email import UNSUBSCRIBE_URL, EmailSender
+from activities.email import DeliveryUncertainError, Mailer, SmtpMailer
+from activities.policy import (
+    FREQUENCY_CAP,
+    Hold,
+    needs_consent,
+    quiet_hold,
+    send_time,
+    unsubscribe_link,
+)
 from activities.rendering import TemplateRenderer
-from journeyman.settings import Settings
+from journeyman.settings import FrequencyCap, Settings
 from persistence import Contact, Database, Enrollment, EnrollmentStep, Message
+from persistence.models import CONSENT_CHANNELS
 from workflows.contracts import (
+    ERR_JOURNEY_DEFINITION,
     ERR_PERMANENT_SEND,
     ERR_TEMPLATE,
     READ_CONTACT,
@@ -59,64 +95,93 @@ REASON_MAX = 200
 
 FinalStatus = Literal["sent", "suppressed", "failed"]
 Starter = Callable[[StartJourneyRequest], Awaitable[StartJourneyResult]]
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
-class _Outgoing:
-    """An email ready for the provider; built before the claim, so bad templates claim nothing."""
-
-    message: EmailMessage
-    to_address: str
-    subject: str
-    provider_message_id: str
+class _Claim:
+    taken: bool  # this attempt holds the message id and may call the provider
+    cap_frees_at: datetime | None = None  # set when a frequency cap refused the claim
 
 
 class JourneyActivities:
+    """The activities, with their dependencies.
+
+    `senders` maps a channel name to its adapter; email is always there: `senders["email"]`
+    if given, else an `EmailSender` over `mailer` (by default SMTP from the settings).
+    `clock` says when "now" is for the send rules; tests pass a fixed one.
+    """
+
     def __init__(
         self,
         *,
         database: Database,
         settings: Settings,
         renderer: TemplateRenderer,
-        mailer: Mailer,
         starter: Starter,
+        senders: Mapping[str, ChannelSender] | None = None,
+        mailer: Mailer | None = None,
+        clock: Clock = send_time,
     ) -> None:
         self.database = database
         self.settings = settings
         self.renderer = renderer
-        self.mailer = mailer
         self.starter = starter
-        self.message_id_domain = sender_domain(settings.email_from)
+        email = EmailSender(
+            settings=settings,
+            renderer=renderer,
+            mailer=mailer or SmtpMailer.from_settings(settings),
+        )
+        self.senders: dict[str, ChannelSender] = {"email": email, **(senders or {})}
+        self.clock = clock
+        self.caps = settings.caps
 
     # ----- send_message ------------------------------------------------------------------
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendResult:
+        now = self.clock().astimezone(UTC)
         row = await self._find_message(request.message_id)
         if row is not None and row.status != RETRYING:
             return await self._settle(row)
-        if request.channel != "email":
-            return await self._record_outcome(request, "suppressed", "unsupported_channel")
+        sender = self.senders.get(request.channel)
+        if sender is None:
+            return await self._record_outcome(request, "suppressed", "unsupported_channel", now)
         contact = await self._find_contact(request.contact_id)
-        if contact is None or not (contact.email or "").strip():
-            return await self._record_outcome(request, "suppressed", "no_address")
+        if contact is None or not sender.address(contact, request):
+            return await self._record_outcome(request, "suppressed", "no_address", now)
+        if needs_consent(request) and not contact.has_consent(request.channel):
+            return await self._record_outcome(request, "suppressed", "unsubscribed", now)
         try:
-            outgoing = self._compose(request, contact)
+            hold = quiet_hold(now, request, contact, self.settings)
+        except ValueError as err:  # the journey's quiet hours are not HH:MM
+            await self._record_outcome(request, "failed", "invalid_quiet_hours", now)
+            raise ApplicationError(
+                f"quiet hours: {err}", type=ERR_JOURNEY_DEFINITION, non_retryable=True
+            ) from err
+        if hold is not None:
+            return await self._hold(request, hold, now)
+        try:
+            outgoing = sender.compose(request, contact, self._context(request, contact))
         except ValueError as err:  # the address cannot be a header (say, it holds a newline)
             activity.logger.warning("Cannot build %s: %s", request.message_id, err)
-            return await self._record_outcome(request, "failed", "invalid_address")
+            return await self._record_outcome(request, "failed", "invalid_address", now)
         except ApplicationError as err:
             if err.type == ERR_TEMPLATE:
                 # Logged in the message table too; the error itself fails the step.
-                await self._record_outcome(request, "failed", _describe(err))
+                await self._record_outcome(request, "failed", _describe(err), now)
             raise
-        if not await self._claim(request, outgoing, retrying=row is not None):
+        claim = await self._claim(request, outgoing, retrying=row is not None, now=now)
+        if claim.cap_frees_at is not None:
+            return await self._hold(
+                request, Hold(FREQUENCY_CAP, request.on_cap, claim.cap_frees_at), now
+            )
+        if not claim.taken:
             # Another attempt claimed it between our read and our claim.
             return await self._settle(await self._reread(request.message_id))
-        return await self._deliver(request, outgoing)
+        return await self._deliver(request, sender, outgoing, now)
 
-    def _compose(self, request: SendRequest, contact: Contact) -> _Outgoing:
-        address = (contact.email or "").strip()
+    def _context(self, request: SendRequest, contact: Contact) -> dict[str, Any]:
         context = self.renderer.context(
             contact=_snapshot(contact),
             event=request.trigger,
@@ -124,39 +189,87 @@ class JourneyActivities:
             step=request.step,
             step_context=request.context,
         )
-        rendered = self.renderer.render_email(request.template, context)
-        message = build_email(
+        # Set after the step context, so a step can neither drop nor forge the link, nor
+        # give one to a transactional message.
+        context.pop(UNSUBSCRIBE_URL, None)
+        link = unsubscribe_link(request, self.settings)
+        if link is not None:
+            context[UNSUBSCRIBE_URL] = link
+        return context
+
+    async def _hold(self, request: SendRequest, hold: Hold, now: datetime) -> SendResult:
+        if hold.policy == "skip":
+            return await self._record_outcome(request, "suppressed", hold.reason, now)
+        return SendResult(
             message_id=request.message_id,
-            sender=self.settings.email_from,
-            recipient=address,
-            rendered=rendered,
-            domain=self.message_id_domain,
-        )
-        return _Outgoing(
-            message=message,
-            to_address=address,
-            subject=rendered.subject,
-            provider_message_id=str(message["Message-ID"]),
+            status="deferred",
+            reason=hold.reason,
+            retry_at=hold.until,
         )
 
-    async def _claim(self, request: SendRequest, outgoing: _Outgoing, *, retrying: bool) -> bool:
-        """Take the message id for this attempt; False if another attempt holds it."""
+    def _caps_for(self, request: SendRequest) -> list[FrequencyCap]:
+        if request.category != "marketing":
+            return []
+        return [cap for cap in self.caps if cap.channel == request.channel]
+
+    async def _claim(
+        self, request: SendRequest, outgoing: Outgoing, *, retrying: bool, now: datetime
+    ) -> _Claim:
+        """Take the message id for this attempt, if every frequency cap allows it.
+
+        The cap count and the claim commit together under the contact's lock (see
+        `activities.caps`); a refused claim writes nothing.
+        """
         fields: dict[str, Any] = {
             "status": SENDING,
-            "to_address": outgoing.to_address,
-            "subject": outgoing.subject[:998],
+            "to_address": outgoing.to_address[:320],
+            "subject": (outgoing.subject or "")[:998] or None,
             "provider_message_id": outgoing.provider_message_id,
+            # The moment the message takes its slot under the caps.
+            "created_at": now,
         }
-        if retrying:
-            return await self._transition(
-                request.message_id, RETRYING, attempts=col(Message.attempts) + 1, **fields
-            )
-        return await self._insert_message(request, attempts=1, **fields)
+        caps = self._caps_for(request)
+        async with self.database.session() as session:
+            if caps:
+                await lock_contact(session, request.contact_id, dialect=self.database.dialect)
+                frees_at = await cap_frees_at(
+                    session,
+                    contact_id=request.contact_id,
+                    channel=request.channel,
+                    message_id=request.message_id,
+                    now=now,
+                    caps=caps,
+                )
+                if frees_at is not None:
+                    await session.rollback()
+                    return _Claim(taken=False, cap_frees_at=frees_at)
+            if retrying:
+                statement = (
+                    update(Message)
+                    .where(
+                        col(Message.message_id) == request.message_id,
+                        col(Message.status) == RETRYING,
+                    )
+                    .values(attempts=col(Message.attempts) + 1, **fields)
+                )
+                taken = (await session.exec(statement)).rowcount == 1
+            else:
+                session.add(self._row(request, attempts=1, **fields))
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    await session.rollback()
+                    return _Claim(taken=False)
+                taken = True
+            await session.commit()
+        return _Claim(taken=taken)
 
-    async def _deliver(self, request: SendRequest, outgoing: _Outgoing) -> SendResult:
+    async def _deliver(
+        self, request: SendRequest, sender: ChannelSender, outgoing: Outgoing, now: datetime
+    ) -> SendResult:
         message_id = request.message_id
         try:
-            await self.mailer.send(outgoing.message)
+            provider_message_id = await sender.deliver(outgoing)
         except DeliveryUncertainError as err:
             activity.logger.warning("Delivery of %s is uncertain: %s", message_id, err)
             await self._transition(message_id, SENDING, status="failed", reason=UNCERTAIN_DELIVERY)
@@ -170,10 +283,18 @@ class JourneyActivities:
             # because the provider call may have gone through.)
             await self._transition(message_id, SENDING, status=RETRYING, reason=_describe(err))
             raise
-        sent_at = datetime.now(UTC)
+        # In skipped test time `now` runs ahead of the wall clock; sent_at must not precede
+        # the claim.
+        sent_at = max(now, datetime.now(UTC))
         # Unconditional on purpose: if a later attempt already gave up on this one as
         # uncertain, the row should still end up telling the truth.
-        await self._update_message(message_id, status="sent", reason=None, sent_at=sent_at)
+        await self._update_message(
+            message_id,
+            status="sent",
+            reason=None,
+            sent_at=sent_at,
+            provider_message_id=(provider_message_id or outgoing.provider_message_id),
+        )
         return SendResult(message_id=message_id, status="sent", sent_at=sent_at)
 
     async def _settle(self, row: Message) -> SendResult:
@@ -199,12 +320,12 @@ class JourneyActivities:
         return row
 
     async def _record_outcome(
-        self, request: SendRequest, status: FinalStatus, reason: str
+        self, request: SendRequest, status: FinalStatus, reason: str, now: datetime
     ) -> SendResult:
         """Record a send that ended without a provider call (suppressed, or unbuildable)."""
-        written = await self._insert_message(request, status=status, reason=reason) or (
-            await self._transition(request.message_id, RETRYING, status=status, reason=reason)
-        )
+        written = await self.database.insert_once(
+            self._row(request, status=status, reason=reason, created_at=now)
+        ) or await self._transition(request.message_id, RETRYING, status=status, reason=reason)
         if not written:
             return await self._settle(await self._reread(request.message_id))
         return SendResult(message_id=request.message_id, status=status, reason=reason)
@@ -215,9 +336,8 @@ class JourneyActivities:
         async with self.database.session() as session:
             return await session.get(Message, message_id)
 
-    async def _insert_message(self, request: SendRequest, **fields: Any) -> bool:
-        """Insert the row for this message id; False if it already exists."""
-        row = Message(
+    def _row(self, request: SendRequest, **fields: Any) -> Message:
+        return Message(
             message_id=request.message_id,
             workflow_id=request.workflow_id,
             run_id=request.run_id,
@@ -225,10 +345,10 @@ class JourneyActivities:
             step=request.step,
             contact_id=request.contact_id,
             channel=request.channel,
+            category=request.category,
             template=request.template,
             **fields,
         )
-        return await self.database.insert_once(row)
 
     async def _transition(self, message_id: str, from_status: str, **values: Any) -> bool:
         """Compare-and-set on the status, so two attempts never both take a message id."""
@@ -350,6 +470,7 @@ def _snapshot(contact: Contact) -> ContactSnapshot:
         timezone=contact.timezone,
         locale=contact.locale,
         attributes=dict(contact.attributes),
+        consent={channel: contact.has_consent(channel) for channel in CONSENT_CHANNELS},
     )
 
 

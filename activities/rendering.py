@@ -1,7 +1,8 @@
 """Message rendering with Jinja2: one environment, built once when the worker starts.
 
 An email template `X` is three files under the templates directory: `X.subject.txt`, `X.txt`
-and `X.html` (the HTML usually extends `_layout.html`). Only `.html` is autoescaped, so a
+and `X.html` (the HTML usually extends `_layout.html`). The same `X` on other channels: `X.sms.txt`
+for SMS, `X.push.title.txt` and `X.push.txt` for push. Only `.html` is autoescaped, so a
 contact attribute such as `<script>` shows as text in the HTML part and stays as typed in the
 subject and the plain-text part, where escaping would only garble it.
 
@@ -37,6 +38,12 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+
+
+@dataclass(frozen=True)
+class RenderedPush:
+    title: str
+    body: str
 
 
 class TemplateRenderer:
@@ -127,6 +134,30 @@ class TemplateRenderer:
             text=self.render(f"{template}.txt", context),
             html=self.render(f"{template}.html", context),
         )
+
+    def render_sms(self, template: str, context: Mapping[str, Any]) -> str:
+        """The SMS text, trimmed: a phone shows leading and trailing blank lines as such."""
+        return self._render_short(f"{template}.sms.txt", context)
+
+    def render_push(self, template: str, context: Mapping[str, Any]) -> RenderedPush:
+        title = self._render_short(f"{template}.push.title.txt", context)
+        return RenderedPush(
+            # A notification title is one line on every platform, like an email subject.
+            title=" ".join(title.split()),
+            body=self._render_short(f"{template}.push.txt", context),
+        )
+
+    def _render_short(self, name: str, context: Mapping[str, Any]) -> str:
+        text = self.render(name, context).strip()
+        if not text:
+            # Providers refuse an empty message after we have claimed it; refuse it here, as
+            # the template problem it is, before anything is claimed.
+            raise ApplicationError(
+                f"template {name!r} rendered an empty message",
+                type=ERR_TEMPLATE,
+                non_retryable=True,
+            )
+        return text
 
 
 def brand_from_sender(email_from: str) -> str:

@@ -19,6 +19,13 @@ class PostPurchase(Journey):
 
     async def steps(self) -> None:
         order = dict(self.trigger.properties) if self.trigger else {}
-        await self.send("thank_you", template="post_purchase/thank_you", context=order)
+        # The thank-you doubles as the order receipt: it goes out whatever the marketing
+        # consent, caps or the hour. The review request is marketing.
+        await self.send(
+            "thank_you",
+            template="post_purchase/thank_you",
+            context=order,
+            category="transactional",
+        )
         await self.wait("settle_in", timedelta(days=7))
         await self.send("review_request", template="post_purchase/review_request", context=order)

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from activities import JourneyActivities, SmtpMailer, TemplateRenderer
+from activities import JourneyActivities, Mailer, SmtpMailer, TemplateRenderer
+from activities.journey_activities import Clock
+from activities.policy import send_time
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database
@@ -27,12 +29,15 @@ def sink() -> Iterator[SmtpSink]:
 
 @pytest.fixture
 def settings(sink: SmtpSink) -> Settings:
+    # No quiet hours: the send tests must not depend on the time of day they run at. The
+    # tests of the rules set their own hours, caps and clock.
     return Settings(
         smtp_host=sink.host,
         smtp_port=sink.port,
         smtp_timeout_seconds=5,
         public_url="https://shop.example.com",
         email_from="Acme Outfitters <hello@shop.example.com>",
+        quiet_hours="",
     )
 
 
@@ -60,14 +65,20 @@ def starter() -> RecordingStarter:
 
 
 def make_activities(
-    database: Database, settings: Settings, starter: RecordingStarter | None = None
+    database: Database,
+    settings: Settings,
+    starter: RecordingStarter | None = None,
+    *,
+    mailer: Mailer | None = None,
+    clock: Clock = send_time,
 ) -> JourneyActivities:
     return JourneyActivities(
         database=database,
         settings=settings,
         renderer=TemplateRenderer.from_settings(settings),
-        mailer=SmtpMailer.from_settings(settings),
+        mailer=mailer or SmtpMailer.from_settings(settings),
         starter=starter or RecordingStarter(),
+        clock=clock,
     )
 
 

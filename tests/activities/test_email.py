@@ -131,3 +131,20 @@ async def test_hang_up_after_data_means_delivery_is_uncertain(hangs_up_after_dat
 
     with pytest.raises(DeliveryUncertainError):
         await mailer.send(email())
+
+
+def test_unsubscribe_link_makes_the_one_click_headers() -> None:
+    link = "https://shop.example.com/u/token"
+    with_link = build_email(
+        message_id=MESSAGE_ID,
+        sender="hello@shop.example.com",
+        recipient="ada@example.com",
+        rendered=RENDERED,
+        domain="shop.example.com",
+        unsubscribe_url=link,
+    )
+
+    assert with_link["List-Unsubscribe"] == f"<{link}>"
+    assert with_link["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert email()["List-Unsubscribe"] is None
+    assert email()["List-Unsubscribe-Post"] is None

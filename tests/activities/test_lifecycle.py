@@ -139,7 +139,10 @@ async def test_read_contact_returns_a_snapshot(
     activities: JourneyActivities, add_contact: AddContact
 ) -> None:
     contact_id = await add_contact(
-        timezone="Europe/Paris", locale="fr-FR", attributes={"interests": ["analytics"]}
+        timezone="Europe/Paris",
+        locale="fr-FR",
+        attributes={"interests": ["analytics"]},
+        sms_consent=False,
     )
 
     snapshot = await run(activities.read_contact, ContactRequest(contact_id=contact_id))
@@ -151,6 +154,7 @@ async def test_read_contact_returns_a_snapshot(
         timezone="Europe/Paris",
         locale="fr-FR",
         attributes={"interests": ["analytics"]},
+        consent={"email": True, "sms": False, "push": True},
     )
 
 

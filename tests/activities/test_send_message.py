@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -13,58 +12,13 @@ from temporalio.testing import ActivityEnvironment
 from activities import JourneyActivities, SmtpMailer
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
-from persistence import Database, Message
-from workflows.contracts import ERR_PERMANENT_SEND, ERR_TEMPLATE, SendRequest, SendResult
+from persistence import Database
+from workflows.contracts import ERR_PERMANENT_SEND, ERR_TEMPLATE, SendResult
 
 from .conftest import AddContact, closed_port, make_activities
-from .samples import CART, event
+from .sends import message_row, put_message, send_request
 
 run = ActivityEnvironment().run
-
-
-def send_request(contact_id: str, **overrides: Any) -> SendRequest:
-    workflow_id = f"journey:abandoned_cart:{contact_id}:cart-7"
-    run_id = str(uuid.uuid4())
-    fields: dict[str, Any] = {
-        "message_id": f"{workflow_id}:{run_id}:first_reminder",
-        "workflow_id": workflow_id,
-        "run_id": run_id,
-        "journey": "abandoned_cart",
-        "version": 1,
-        "step": "first_reminder",
-        "contact_id": contact_id,
-        "channel": "email",
-        "template": "abandoned_cart/reminder",
-        "context": CART,
-        "trigger": event("cart_abandoned", CART),
-    }
-    return SendRequest(**{**fields, **overrides})
-
-
-async def message_row(database: Database, message_id: str) -> Message:
-    async with database.session() as session:
-        row = await session.get(Message, message_id)
-    assert row is not None, f"no message row for {message_id}"
-    return row
-
-
-async def put_message(database: Database, request: SendRequest, **fields: Any) -> None:
-    """A row as an earlier attempt would have left it."""
-    async with database.session() as session:
-        session.add(
-            Message(
-                message_id=request.message_id,
-                workflow_id=request.workflow_id,
-                run_id=request.run_id,
-                journey=request.journey,
-                step=request.step,
-                contact_id=request.contact_id,
-                channel=request.channel,
-                template=request.template,
-                **fields,
-            )
-        )
-        await session.commit()
 
 
 async def test_sends_once_and_records_it(
@@ -165,8 +119,9 @@ async def test_smtp_outage_hands_the_claim_back_for_the_retry(
     database: Database, settings: Settings, sink: SmtpSink, add_contact: AddContact
 ) -> None:
     request = send_request(await add_contact())
-    down = make_activities(database, settings)
-    down.mailer = SmtpMailer(host="127.0.0.1", port=closed_port(), timeout=2)
+    down = make_activities(
+        database, settings, mailer=SmtpMailer(host="127.0.0.1", port=closed_port(), timeout=2)
+    )
 
     with pytest.raises(Exception) as err:
         await run(down.send_message, request)
@@ -219,8 +174,9 @@ async def test_hang_up_after_the_message_records_uncertain_delivery(
     database: Database, settings: Settings, add_contact: AddContact, hangs_up_after_data: int
 ) -> None:
     request = send_request(await add_contact())
-    activities = make_activities(database, settings)
-    activities.mailer = SmtpMailer(host="127.0.0.1", port=hangs_up_after_data, timeout=2)
+    activities = make_activities(
+        database, settings, mailer=SmtpMailer(host="127.0.0.1", port=hangs_up_after_data, timeout=2)
+    )
 
     result = await run(activities.send_message, request)
 

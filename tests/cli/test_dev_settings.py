@@ -59,6 +59,15 @@ def test_dev_keeps_a_public_url_that_was_set() -> None:
     assert settings.public_url == "https://tunnel.example.com"
 
 
+def test_dev_turns_quiet_hours_off_unless_they_were_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert dev_settings(Settings(), PORTS).quiet_hours == ""
+    assert dev_settings(Settings(quiet_hours="22:00-07:00"), PORTS).quiet_hours == "22:00-07:00"
+    monkeypatch.setenv("JOURNEYMAN_QUIET_HOURS", "21:00-08:00")
+    assert dev_settings(Settings(), PORTS).quiet_hours == "21:00-08:00"
+
+
 def test_temporal_server_is_file_backed_with_wal_and_our_search_attributes(
     tmp_path: Path,
 ) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from types import MethodType
+from typing import cast
 
+import httpx
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import SmtpMailer, TemplateRenderer
+from activities import JourneyActivities, SmtpMailer, TemplateRenderer
+from activities.channels import build_channel_senders
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
@@ -19,6 +23,7 @@ from tests.conftest import binary
 from worker import build_worker
 from workflows import catalog
 from workflows.contracts import (
+    NEXT_LOCAL_TIME,
     READ_CONTACT,
     RECORD_LIFECYCLE,
     SEARCH_ATTRIBUTES,
@@ -28,16 +33,20 @@ from workflows.contracts import (
 )
 
 
-def _worker(client: Client, settings: Settings, database: Database) -> Worker:
+def _worker(
+    client: Client, settings: Settings, database: Database, http: httpx.AsyncClient
+) -> Worker:
     """Built as `run_worker` builds it, from real parts."""
     service = EnrollmentService(client=client, database=database, settings=settings)
+    renderer = TemplateRenderer.from_settings(settings)
     return build_worker(
         client,
         settings,
         database,
-        renderer=TemplateRenderer.from_settings(settings),
+        renderer=renderer,
         mailer=SmtpMailer.from_settings(settings),
         starter=service.start,
+        senders=build_channel_senders(settings, renderer, http),
     )
 
 
@@ -45,11 +54,24 @@ async def test_build_worker_registers_every_catalog_journey_and_activity(
     time_env: WorkflowEnvironment, database: Database, task_queue: str
 ) -> None:
     settings = Settings(task_queue=task_queue)
-    config = _worker(time_env.client, settings, database).config()
+    async with httpx.AsyncClient() as http:
+        config = _worker(time_env.client, settings, database, http).config()
     assert config["task_queue"] == task_queue
     assert set(config["workflows"]) == set(catalog.all_versions())
-    names = {getattr(fn, "__temporal_activity_definition").name for fn in config["activities"]}
-    assert names == {SEND_MESSAGE, READ_CONTACT, START_JOURNEY, RECORD_LIFECYCLE}
+    by_name = {
+        getattr(fn, "__temporal_activity_definition").name: fn for fn in config["activities"]
+    }
+    assert set(by_name) == {
+        SEND_MESSAGE,
+        READ_CONTACT,
+        START_JOURNEY,
+        RECORD_LIFECYCLE,
+        NEXT_LOCAL_TIME,
+    }
+    # Every channel a journey may use has its adapter.
+    acts = cast(MethodType, by_name[SEND_MESSAGE]).__self__
+    assert isinstance(acts, JourneyActivities)
+    assert set(acts.senders) == {"email", "sms", "push", "webhook"}
 
 
 async def test_built_worker_runs_a_journey_end_to_end(
@@ -58,11 +80,14 @@ async def test_built_worker_runs_a_journey_end_to_end(
     """Started the way the API starts it, a welcome series sends its first email for real."""
     contact_id = f"c-{uuid.uuid4().hex[:8]}"
     with SmtpSink("127.0.0.1", 0) as sink:
-        settings = Settings(task_queue=task_queue, smtp_host=sink.host, smtp_port=sink.port)
+        # No quiet hours: the welcome email must go out whatever the time of day.
+        settings = Settings(
+            task_queue=task_queue, smtp_host=sink.host, smtp_port=sink.port, quiet_hours=""
+        )
         async with database.session() as session:
             session.add(Contact(contact_id=contact_id, email=f"{contact_id}@example.com"))
             await session.commit()
-        async with _worker(dev_env.client, settings, database):
+        async with httpx.AsyncClient() as http, _worker(dev_env.client, settings, database, http):
             started = await EnrollmentService(
                 client=dev_env.client, database=database, settings=settings
             ).start(StartJourneyRequest(journey="welcome_series", contact_id=contact_id))

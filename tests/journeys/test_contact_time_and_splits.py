@@ -23,10 +23,9 @@ async def test_wait_until_local_uses_the_contacts_zone(time_env: WorkflowEnviron
     new_york = ZoneInfo("America/New_York")
     morning = next_local_time(entered, time(9), new_york)
     monday = next_local_time(morning, time(9, 30), new_york, [0])
-    assert [(s.step, s.after) for s in run.capture.sends[:2]] == [
-        ("morning_note", _rounded(morning - entered)),
-        ("receipt", _rounded(monday - entered)),
-    ]
+    assert [s.step for s in run.capture.sends[:2]] == ["morning_note", "receipt"]
+    assert _close(run.capture.sends[0].after, morning - entered)
+    assert _close(run.capture.sends[1].after, monday - entered)
     assert monday.astimezone(new_york).weekday() == 0
     outcomes = {s.name: s.outcome for s in result.steps}
     assert outcomes["next_morning"] == "waited until 09:00 America/New_York"
@@ -40,7 +39,7 @@ async def test_wait_until_local_falls_back_to_the_journeys_zone(
 
     entered = run.capture.lifecycle[0].at
     morning = next_local_time(entered, time(9), ZoneInfo("Europe/Rome"))
-    assert run.capture.sends[0].after == _rounded(morning - entered)
+    assert _close(run.capture.sends[0].after, morning - entered)
     assert {s.name: s.outcome for s in result.steps}["next_morning"].endswith("Europe/Rome")
 
 
@@ -145,5 +144,6 @@ async def test_a_split_with_bad_weights_fails_the_enrollment_loudly(
     assert failure.value.cause.type == ERR_JOURNEY_DEFINITION
 
 
-def _rounded(delta: timedelta) -> timedelta:
-    return timedelta(seconds=round(delta.total_seconds()))
+def _close(seen: timedelta, expected: timedelta) -> bool:
+    # Skipped time is exact, but the capture rounds the real milliseconds spent on top.
+    return abs(seen - expected) <= timedelta(seconds=1)

@@ -24,6 +24,7 @@ async def test_thanks_now_and_review_request_a_week_later(time_env: WorkflowEnvi
         ("post_purchase/review_request", timedelta(days=7)),
     ]
     assert run.capture.sends[1].context["related_products"] == ORDER["related_products"]
+    assert [s.category for s in run.capture.sends] == ["transactional", "marketing"]
 
 
 async def test_unsubscribed_contact_gets_no_review_request(time_env: WorkflowEnvironment) -> None:
