@@ -1,6 +1,16 @@
 """Journeys and the runtime they are written with. No I/O happens in this package."""
 
-from workflows.contracts import ContactSnapshot, EnrollmentInput, Event, SendResult
+from workflows.contracts import ContactSnapshot, EnrollmentInput, Event, QuietHours, SendResult
 from workflows.runtime import Journey, journey
+from workflows.splits import HOLDOUT
 
-__all__ = ["ContactSnapshot", "EnrollmentInput", "Event", "Journey", "SendResult", "journey"]
+__all__ = [
+    "HOLDOUT",
+    "ContactSnapshot",
+    "EnrollmentInput",
+    "Event",
+    "Journey",
+    "QuietHours",
+    "SendResult",
+    "journey",
+]
