@@ -5,6 +5,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from workflows.contracts import QuietHours
     from workflows.runtime import Journey, journey
 
 
@@ -93,3 +94,14 @@ class BadSplit(Journey):
 
     async def steps(self) -> None:
         await self.split("broken", {"A": 0})
+
+
+@journey
+class QuietJourney(Journey):
+    name = "test_quiet_journey"
+    triggers = ("go",)
+    quiet_hours = QuietHours("22:00", "07:00", policy="skip")
+
+    async def steps(self) -> None:
+        await self.send("journey_rule", template="x")
+        await self.send("step_rule", template="x", quiet_hours=QuietHours(enabled=False))

@@ -10,8 +10,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.localtime import next_local_time
 from tests.journeys.harness import enrolled
-from tests.journeys.sample_journeys import BadSplit, LocalMorning, SplitsTwice
-from workflows.contracts import ERR_JOURNEY_DEFINITION, SendRequest, SendResult
+from tests.journeys.sample_journeys import BadSplit, LocalMorning, QuietJourney, SplitsTwice
+from workflows.contracts import ERR_JOURNEY_DEFINITION, QuietHours, SendRequest, SendResult
 from workflows.splits import assign_variant
 
 
@@ -147,3 +147,21 @@ async def test_a_split_with_bad_weights_fails_the_enrollment_loudly(
 def _close(seen: timedelta, expected: timedelta) -> bool:
     # Skipped time is exact, but the capture rounds the real milliseconds spent on top.
     return abs(seen - expected) <= timedelta(seconds=1)
+
+
+async def test_quiet_hours_come_from_the_step_else_the_journey(
+    time_env: WorkflowEnvironment,
+) -> None:
+    seen: dict[str, QuietHours | None] = {}
+
+    def record(request: SendRequest, due: datetime) -> SendResult | None:
+        seen[request.step] = request.quiet_hours
+        return None
+
+    async with enrolled(time_env, QuietJourney, policy=record) as run:
+        await run.result()
+
+    assert seen == {
+        "journey_rule": QuietHours("22:00", "07:00", policy="skip"),
+        "step_rule": QuietHours(enabled=False),
+    }
