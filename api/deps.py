@@ -14,8 +14,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.pages import Pages
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
+from journeyman.unsubscribe import ConsentService
 from persistence import Database
 
 
@@ -39,10 +41,22 @@ def _enrollments(request: Request) -> EnrollmentService:
     return service
 
 
+def _consent(request: Request) -> ConsentService:
+    service: ConsentService = request.app.state.consent
+    return service
+
+
+def _pages(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 DatabaseDep = Annotated[Database, Depends(_database)]
 ClientDep = Annotated[Client, Depends(_client)]
 EnrollmentsDep = Annotated[EnrollmentService, Depends(_enrollments)]
+ConsentDep = Annotated[ConsentService, Depends(_consent)]
+PagesDep = Annotated[Pages, Depends(_pages)]
 
 
 async def _session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:

@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 
 from api.services.contacts import ContactNotFoundError
 from api.services.events import EventConflictError
+from journeyman.unsubscribe import UnknownContactError
 from workflows.catalog import UnknownJourneyError, latest
 
 logger = logging.getLogger("journeyman.api")
@@ -87,7 +88,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(UnknownJourneyError, _unknown_journey)
-    app.add_exception_handler(ContactNotFoundError, _unknown_contact)
+    for unknown_contact in (ContactNotFoundError, UnknownContactError):
+        app.add_exception_handler(unknown_contact, _unknown_contact)
     app.add_exception_handler(EventConflictError, _conflict)
     app.add_exception_handler(RPCError, _temporal_failed)
     for database_failure in (OperationalError, InterfaceError, PoolTimeoutError):

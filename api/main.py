@@ -10,10 +10,12 @@ from temporalio.client import Client
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
-from api.routers import contacts, events, health, journeys
+from api.pages import Pages
+from api.routers import contacts, events, health, journeys, unsubscribe
 from api.schemas.common import ErrorOut
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings, get_settings
+from journeyman.unsubscribe import ConsentService
 from persistence import Database, create_database
 
 
@@ -40,8 +42,10 @@ def create_app(
             )
             app.state.database = db
             app.state.client = temporal
-            app.state.enrollments = EnrollmentService(
-                client=temporal, database=db, settings=settings
+            enrollments = EnrollmentService(client=temporal, database=db, settings=settings)
+            app.state.enrollments = enrollments
+            app.state.consent = ConsentService(
+                database=db, enrollments=enrollments, settings=settings
             )
             yield
 
@@ -52,8 +56,11 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.pages = Pages(settings)
     install_error_handlers(app)
     app.include_router(health.router)
+    # Public: the signed token in the link is the authorisation.
+    app.include_router(unsubscribe.router)
     v1 = APIRouter(
         prefix="/v1",
         dependencies=[Depends(require_api_key)],

@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlmodel import col, select, update
 from temporalio.client import (
@@ -47,6 +48,14 @@ from workflows.runtime import Journey, journey_search_attributes
 # "signalled", and makes a retried start (same event id, same activity) answer "started"
 # again, as the first attempt did.
 START_TOKEN = "start_token"
+# Memo key: when the run's trigger event occurred (ISO 8601), for `always` below.
+TRIGGER_AT = "trigger_occurred_at"
+# `always` replaces the running enrollment, except with a trigger that occurred within this
+# long after the running one's own trigger, or before it: that is the same entry again (a
+# double submit, a retry under a new id, a late arrival) and is delivered to the running
+# enrollment instead. Without it ten concurrent duplicates replace each other several times,
+# each replaced run having sent its first message.
+SAME_ENTRY_WINDOW = timedelta(seconds=10)
 # Keys end up in workflow ids and in `enrollments.key` (200 characters).
 MAX_KEY_LENGTH = 200
 RPC_TIMEOUT = timedelta(seconds=10)
@@ -88,10 +97,14 @@ class ContactEnrollment:
 
 
 @dataclass
-class _RunningRun:
+class _Run:
     run_id: str
     first_run_id: str
     start_token: str | None
+    trigger_at: datetime | None
+    running: bool
+    workflow_type: str
+    started_at: datetime
 
 
 class EnrollmentService:
@@ -105,8 +118,14 @@ class EnrollmentService:
     async def start(self, request: StartJourneyRequest) -> StartJourneyResult:
         """Enroll a contact in the newest version of a journey, applying its re-entry rule.
 
-        With a trigger event this is a signal-with-start, so an enrollment already running at
-        the same id receives the event instead ("signalled").
+        - `never`: one enrollment per contact (and key), ever; any later start is "skipped"
+          with the reason `reentry_never`, also while the first one still runs.
+        - `after_exit`: a signal-with-start, so an enrollment already running at the same id
+          receives the event instead ("signalled"); a new one once it has ended.
+        - `always`: a trigger replaces the running enrollment (see `SAME_ENTRY_WINDOW`).
+
+        Concurrent starts of one enrollment id are settled by the Temporal server (one start
+        wins atomically), so each rule holds however many requests race.
         """
         cls = catalog.get(request.journey)
         key = _enrollment_key(cls, request)
@@ -130,7 +149,8 @@ class EnrollmentService:
             if running is not None:
                 if running.start_token == token:
                     return StartJourneyResult(cls.name, workflow_id, "started")
-                await self._replace(workflow_id, running, because=_cause(request))
+                if _is_new_entry(trigger, running):
+                    await self._replace(cls, request, workflow_id, key, running)
 
         return await self._start_run(cls, request, workflow_id, key, token)
 
@@ -143,36 +163,46 @@ class EnrollmentService:
         token: str,
     ) -> StartJourneyResult:
         trigger = request.trigger
-        # `never` rejects a closed run too: the database check above is the main guard (the
-        # server forgets closed runs after retention), this one covers a row not yet written.
-        reuse = (
-            WorkflowIDReusePolicy.REJECT_DUPLICATE
-            if cls.reentry == "never"
-            else WorkflowIDReusePolicy.ALLOW_DUPLICATE
-        )
-        # Signal-with-start accepts USE_EXISTING and TERMINATE_EXISTING but not FAIL (server
-        # 1.32 answers INVALID_ARGUMENT), so every start attaches to a running enrollment and
-        # the memo tells whose run it is. `always` terminated the old run beforehand, so it
-        # knows which run it replaced and closed that run's row; TERMINATE_EXISTING here could
-        # kill a run started concurrently whose row nobody would close.
+        # `never` starts without a signal and fails on any earlier run, running or closed: a
+        # duplicate trigger racing the first (before its row exists, so the database check
+        # above missed it) is refused like any re-entry, rather than delivered as a signal.
+        # The database check is the main guard (the server forgets closed runs after
+        # retention); this one is atomic on the server, so of concurrent starts one wins.
+        #
+        # The other rules use signal-with-start, which accepts USE_EXISTING and
+        # TERMINATE_EXISTING but not FAIL (server 1.32 answers INVALID_ARGUMENT): every start
+        # attaches to a running enrollment, and the memo tells whose run it is. `always`
+        # terminated the old run beforehand, so it knows which run it replaced and closed
+        # that run's row; TERMINATE_EXISTING here could kill a run started concurrently
+        # whose row nobody would close.
+        never = cls.reentry == "never"
+        signal = trigger is not None and not never
         try:
             handle = await self._client.start_workflow(
                 cls.workflow_type(),
                 EnrollmentInput(contact_id=request.contact_id, key=key, trigger=trigger),
                 id=workflow_id,
                 task_queue=self._settings.task_queue,
-                id_reuse_policy=reuse,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
+                if never
+                else WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL
+                if never
+                else WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=journey_search_attributes(cls, request.contact_id),
-                memo={START_TOKEN: token},
+                memo=_memo(token, trigger),
                 static_summary=_summary(cls, request.contact_id, key),
                 static_details=_details(request),
-                start_signal=EVENT_SIGNAL if trigger is not None else None,
-                start_signal_args=[trigger] if trigger is not None else [],
+                start_signal=EVENT_SIGNAL if signal else None,
+                start_signal_args=[trigger] if signal else [],
                 rpc_timeout=RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
-            # Only REJECT_DUPLICATE (`never`) gets here: a closed run of this id exists.
+            # Only `never` gets here. A retry of the start that made the run answers as the
+            # first attempt did; anything else is a refused re-entry.
+            latest = await self._describe(workflow_id)
+            if latest is not None and latest.start_token == token:
+                return StartJourneyResult(cls.name, workflow_id, "started")
             return _skipped(cls, workflow_id, "reentry_never")
         description = await self._client.get_workflow_handle(
             workflow_id, run_id=handle.result_run_id
@@ -195,7 +225,8 @@ class EnrollmentService:
         async with self._database.session() as session:
             return (await session.exec(query.limit(1))).first()
 
-    async def _running(self, workflow_id: str) -> _RunningRun | None:
+    async def _describe(self, workflow_id: str) -> _Run | None:
+        """The newest run of the id, running or closed; None if the server knows none."""
         try:
             description = await self._client.get_workflow_handle(workflow_id).describe(
                 rpc_timeout=RPC_TIMEOUT
@@ -204,24 +235,61 @@ class EnrollmentService:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise
-        if description.status != WorkflowExecutionStatus.RUNNING:
-            return None
-        return _RunningRun(
+        return _Run(
             run_id=description.run_id,
             first_run_id=description.raw_info.first_run_id or description.run_id,
             start_token=await description.memo_value(START_TOKEN, None),
+            trigger_at=_parse_time(await description.memo_value(TRIGGER_AT, None)),
+            running=description.status == WorkflowExecutionStatus.RUNNING,
+            workflow_type=description.workflow_type,
+            started_at=description.start_time,
         )
 
-    async def _replace(self, workflow_id: str, running: _RunningRun, *, because: str) -> None:
+    async def _running(self, workflow_id: str) -> _Run | None:
+        run = await self._describe(workflow_id)
+        return run if run is not None and run.running else None
+
+    async def _replace(
+        self,
+        cls: type[Journey],
+        request: StartJourneyRequest,
+        workflow_id: str,
+        key: str | None,
+        running: _Run,
+    ) -> None:
         """End a running enrollment so a re-entry can take its id (`reentry = "always"`)."""
         try:
             await self._client.get_workflow_handle(workflow_id, run_id=running.run_id).terminate(
-                reason=f"re-entered: replaced by {because}", rpc_timeout=RPC_TIMEOUT
+                reason=f"re-entered: replaced by {_cause(request)}", rpc_timeout=RPC_TIMEOUT
             )
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
-        # A terminated run records nothing more itself, so its row is closed here.
+            # It ended meanwhile and records that itself, or a concurrent re-entry replaced
+            # it first and closes its row.
+            return
+        # A terminated run records nothing more itself, so its row is closed here; and a run
+        # terminated before it wrote its row (its worker was busy or down) gets one, closed,
+        # which its own late "entered" record, should it still come, cannot overwrite.
+        closed: dict[str, Any] = {
+            "status": "exited",
+            "ended_by": "reentered",
+            "ended_at": datetime.now(UTC),
+        }
+        inserted = await self._database.insert_once(
+            Enrollment(
+                run_id=running.first_run_id,
+                workflow_id=workflow_id,
+                journey=cls.name,
+                version=_version_of(running.workflow_type, cls.version),
+                contact_id=request.contact_id,
+                key=key,
+                entered_at=running.started_at,
+                **closed,
+            )
+        )
+        if inserted:
+            return
         async with self._database.session() as session:
             await session.exec(
                 update(Enrollment)
@@ -229,7 +297,7 @@ class EnrollmentService:
                     col(Enrollment.run_id) == running.first_run_id,
                     col(Enrollment.status) == "active",
                 )
-                .values(status="exited", ended_by="reentered", ended_at=datetime.now(UTC))
+                .values(**closed)
             )
             await session.commit()
 
@@ -355,6 +423,34 @@ def _start_token(request: StartJourneyRequest) -> str:
     if request.started_by:
         return f"started_by:{request.started_by}"
     return f"manual:{uuid.uuid4()}"
+
+
+def _memo(token: str, trigger: Event | None) -> dict[str, str]:
+    memo = {START_TOKEN: token}
+    if trigger is not None and trigger.occurred_at is not None:
+        memo[TRIGGER_AT] = trigger.occurred_at.isoformat()
+    return memo
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return _aware(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def _is_new_entry(trigger: Event | None, running: _Run) -> bool:
+    """Whether an `always` start replaces the running run, or is the same entry again."""
+    if trigger is None or trigger.occurred_at is None or running.trigger_at is None:
+        return True  # a manual start, or a run with no trigger time: the caller means it
+    return _aware(trigger.occurred_at) - running.trigger_at > SAME_ENTRY_WINDOW
+
+
+def _version_of(workflow_type: str, default: int) -> int:
+    _name, _, version = workflow_type.rpartition(".v")
+    return int(version) if version.isdigit() else default
 
 
 def _skipped(cls: type[Journey], workflow_id: str, reason: str) -> StartJourneyResult:

@@ -1,17 +1,31 @@
-"""Contacts, and the enrollments of one contact."""
+"""Contacts: profile, consent, enrollments and messages of one contact."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from pydantic import AfterValidator
 
-from api.deps import DatabaseDep, EnrollmentsDep, SessionDep
+from api.deps import ConsentDep, DatabaseDep, EnrollmentsDep, SessionDep
+from api.routers.events import routing_public
 from api.schemas.common import ContactId, ErrorOut
-from api.schemas.contacts import ContactPublic, ContactUpsert
+from api.schemas.contacts import (
+    ConsentEventPublic,
+    ContactPublic,
+    ContactUpsert,
+    Subscriptions,
+    SubscriptionsPublic,
+    SubscriptionsUpdate,
+)
 from api.schemas.journeys import EnrollmentPublic, ExitIn, ExitOut, StepPublic
+from api.schemas.messages import DEFAULT_PAGE, MAX_PAGE, MessagePage, MessagePublic
 from api.services.contacts import get_contact, upsert_contact
+from api.services.messages import check_cursor, contact_messages
 from journeyman.enrollments import ContactEnrollment
+from journeyman.unsubscribe import ConsentState
+from persistence import Contact
+from persistence.models import CONSENT_CHANNELS
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -28,23 +42,70 @@ async def put_contact(
     contact_in: ContactUpsert,
     session: SessionDep,
     database: DatabaseDep,
+    consent: ConsentDep,
     response: Response,
 ) -> ContactPublic:
     """Create or update a contact: 201 when created, 200 when updated.
 
     Fields left out keep their stored value, `null` clears one, `attributes` is replaced.
+    `subscriptions` works as `PUT .../subscriptions` does on an existing contact (each change
+    is an event); a new contact simply starts with the consent given.
     """
     contact, created = await upsert_contact(
         session=session, dialect=database.dialect, contact_id=contact_id, contact_in=contact_in
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
-    return ContactPublic.model_validate(contact)
+    elif contact_in.subscriptions is not None:
+        await consent.change(contact_id, contact_in.subscriptions.wanted(), source="api")
+        contact = await get_contact(session=session, contact_id=contact_id)
+    return _contact_public(contact)
 
 
 @router.get("/{contact_id}", response_model=ContactPublic, responses={404: {"model": ErrorOut}})
 async def read_contact(contact_id: ContactIdPath, session: SessionDep) -> ContactPublic:
-    return ContactPublic.model_validate(await get_contact(session=session, contact_id=contact_id))
+    return _contact_public(await get_contact(session=session, contact_id=contact_id))
+
+
+@router.put(
+    "/{contact_id}/subscriptions",
+    response_model=SubscriptionsPublic,
+    responses={404: {"model": ErrorOut}},
+)
+async def put_subscriptions(
+    contact_id: ContactIdPath, update: SubscriptionsUpdate, consent: ConsentDep
+) -> SubscriptionsPublic:
+    """Set the contact's consent to marketing per channel; channels left out keep theirs.
+
+    Each change records an event, routed like any other: `unsubscribed` (so journeys that
+    exit on it end now) or `subscribed`, with properties `{"channel", "source": "api"}`.
+    Repeating the request changes nothing and records nothing.
+    """
+    return _subscriptions_public(await consent.change(contact_id, update.wanted(), source="api"))
+
+
+@router.get(
+    "/{contact_id}/messages", response_model=MessagePage, responses={404: {"model": ErrorOut}}
+)
+async def list_contact_messages(
+    contact_id: ContactIdPath,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=2000, description="`next_cursor` of the previous page."),
+        AfterValidator(check_cursor),
+    ] = None,
+) -> MessagePage:
+    """The contact's messages, newest first: sent, failed and suppressed, with the reason."""
+    await get_contact(session=session, contact_id=contact_id)
+    page, next_cursor = await contact_messages(
+        session=session, contact_id=contact_id, limit=limit, cursor=cursor
+    )
+    return MessagePage(
+        messages=[MessagePublic.model_validate(m, from_attributes=True) for m in page],
+        next_cursor=next_cursor,
+    )
 
 
 @router.get(
@@ -77,6 +138,39 @@ async def exit_journey(
             + (f" for key '{exit_in.key}'" if exit_in.key else ""),
         )
     return ExitOut(journey=result.journey, contact_id=result.contact_id, exited=result.exited)
+
+
+def _subscriptions(contact: Contact) -> Subscriptions:
+    return Subscriptions(**{channel: contact.has_consent(channel) for channel in CONSENT_CHANNELS})
+
+
+def _contact_public(contact: Contact) -> ContactPublic:
+    return ContactPublic(
+        contact_id=contact.contact_id,
+        email=contact.email,
+        phone=contact.phone,
+        timezone=contact.timezone,
+        locale=contact.locale,
+        attributes=contact.attributes,
+        subscriptions=_subscriptions(contact),
+        consent_updated_at=contact.consent_updated_at,
+        created_at=contact.created_at,
+        updated_at=contact.updated_at,
+    )
+
+
+def _subscriptions_public(state: ConsentState) -> SubscriptionsPublic:
+    return SubscriptionsPublic(
+        contact_id=state.contact_id,
+        subscriptions=Subscriptions(**state.consent),
+        consent_updated_at=state.consent_updated_at,
+        events=[
+            ConsentEventPublic(
+                id=e.id, name=e.name, channel=e.channel, journeys=routing_public(e.journeys)
+            )
+            for e in state.events
+        ],
+    )
 
 
 def _public(enrollment: ContactEnrollment) -> EnrollmentPublic:

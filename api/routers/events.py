@@ -34,7 +34,7 @@ async def post_event(
     Sending the same `id` again returns the first answer and has no second effect.
     """
     routed = await ingest_event(database=database, enrollments=enrollments, event_in=event_in)
-    return EventAccepted(id=routed.id, journeys=_routing(routed.journeys))
+    return EventAccepted(id=routed.id, journeys=routing_public(routed.journeys))
 
 
 @router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=EventBatchAccepted)
@@ -51,7 +51,8 @@ async def post_events(
     return EventBatchAccepted(results=[_item(outcome) for outcome in outcomes])
 
 
-def _routing(journeys: list[StartJourneyResult]) -> list[JourneyRouting]:
+def routing_public(journeys: list[StartJourneyResult]) -> list[JourneyRouting]:
+    """Routing results as the API shows them (also for consent events)."""
     return [
         JourneyRouting(
             journey=r.journey, workflow_id=r.workflow_id or None, action=r.action, reason=r.reason
@@ -69,5 +70,5 @@ def _item(outcome: BatchOutcome) -> BatchItem:
         index=outcome.index,
         status="accepted",
         id=outcome.id,
-        journeys=_routing(outcome.routed.journeys),
+        journeys=routing_public(outcome.routed.journeys),
     )

@@ -6,9 +6,19 @@ from functools import lru_cache
 from typing import Annotated
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from api.schemas.common import ContactId, JsonObject, UtcDatetime
+from api.schemas.events import JourneyRouting
 
 
 @lru_cache(maxsize=1)
@@ -36,6 +46,42 @@ Locale = Annotated[
 ]
 
 
+class Subscriptions(BaseModel):
+    """Consent to marketing per channel; transactional messages do not need it."""
+
+    email: bool
+    sms: bool
+    push: bool
+
+
+class SubscriptionsUpdate(BaseModel):
+    """The channels to change; channels left out keep their consent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Strict: consent is not guessed from "yes" or 1.
+    email: StrictBool | None = None
+    sms: StrictBool | None = None
+    push: StrictBool | None = None
+
+    @field_validator("email", "sms", "push", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only for channels given: leave a channel out to keep it, null means nothing.
+        if value is None:
+            raise ValueError("must be true or false; leave the channel out to keep it")
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> SubscriptionsUpdate:
+        if not self.model_fields_set:
+            raise ValueError("name at least one channel: email, sms or push")
+        return self
+
+    def wanted(self) -> dict[str, bool]:
+        return {name: bool(getattr(self, name)) for name in sorted(self.model_fields_set)}
+
+
 class ContactBase(BaseModel):
     email: Email | None = None
     phone: Phone | None = None
@@ -49,10 +95,43 @@ class ContactUpsert(ContactBase):
 
     model_config = ConfigDict(extra="forbid")
 
+    subscriptions: SubscriptionsUpdate | None = Field(
+        default=None,
+        description="Consent per channel, as `PUT .../subscriptions` sets it: a new contact "
+        "simply starts with it; on an existing one each change records an `unsubscribed` or "
+        "`subscribed` event.",
+    )
+
+    @field_validator("subscriptions", mode="before")
+    @classmethod
+    def _subscriptions_not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must be an object of channels; leave it out to keep consent")
+        return value
+
 
 class ContactPublic(ContactBase):
-    model_config = ConfigDict(from_attributes=True)
-
     contact_id: ContactId
+    subscriptions: Subscriptions
+    consent_updated_at: UtcDatetime | None
     created_at: UtcDatetime
     updated_at: UtcDatetime
+
+
+class ConsentEventPublic(BaseModel):
+    id: str
+    name: str = Field(examples=["unsubscribed"])
+    channel: str
+    journeys: list[JourneyRouting] = Field(
+        description="What routing did with it, e.g. the journeys it made exit."
+    )
+
+
+class SubscriptionsPublic(BaseModel):
+    contact_id: str
+    subscriptions: Subscriptions
+    consent_updated_at: UtcDatetime | None
+    events: list[ConsentEventPublic] = Field(
+        description="Events this request recorded (one per changed channel), or earlier ones "
+        "of the contact it finished routing; empty when nothing changed."
+    )

@@ -20,16 +20,27 @@ class ContactNotFoundError(LookupError):
 async def upsert_contact(
     *, session: AsyncSession, dialect: str, contact_id: str, contact_in: ContactUpsert
 ) -> tuple[Contact, bool]:
-    """Create the contact or update the fields the request names; True when created."""
-    fields = contact_in.model_dump(exclude_unset=True)
+    """Create the contact or update the fields the request names; True when created.
+
+    A new contact starts with the consent the request gives. Consent of an existing contact is
+    not touched here: changing it records events (`ConsentService.change`).
+    """
+    fields = contact_in.model_dump(exclude_unset=True, exclude={"subscriptions"})
+    consent = {
+        f"{channel}_consent": subscribed
+        for channel, subscribed in (
+            contact_in.subscriptions.wanted() if contact_in.subscriptions else {}
+        ).items()
+    }
     now = utcnow()
     is_new = await insert_if_absent(
         session,
         dialect,
         Contact,
         key=col(Contact.contact_id),
-        values={"attributes": {}, **fields}
-        | {"contact_id": contact_id, "created_at": now, "updated_at": now},
+        values={"attributes": {}, **fields, **consent}
+        | {"contact_id": contact_id, "created_at": now, "updated_at": now}
+        | ({"consent_updated_at": now} if consent else {}),
     )
     if not is_new and fields:
         await session.exec(

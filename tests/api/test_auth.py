@@ -1,4 +1,4 @@
-"""Every /v1 route wants a configured bearer key; health and docs do not."""
+"""Every /v1 route wants a configured bearer key; health, docs and unsubscribe links do not."""
 
 from __future__ import annotations
 
@@ -46,12 +46,27 @@ def test_the_v1_surface_is_what_the_issue_lists(app: FastAPI) -> None:
         ("PUT", "/v1/contacts/c-auth"),
         ("GET", "/v1/contacts/c-auth"),
         ("GET", "/v1/contacts/c-auth/journeys"),
+        ("GET", "/v1/contacts/c-auth/messages"),
+        ("PUT", "/v1/contacts/c-auth/subscriptions"),
         ("POST", "/v1/contacts/c-auth/journeys/welcome_series/exit"),
         ("POST", "/v1/events"),
         ("POST", "/v1/events/batch"),
         ("GET", "/v1/journeys"),
         ("POST", "/v1/journeys/welcome_series/enrollments"),
     }
+
+
+def test_the_only_public_routes_are_health_and_unsubscribe_links(app: FastAPI) -> None:
+    # The unsubscribe links are public on purpose: the people who click them have no API key,
+    # and the signed token in the path is their authorisation (tests/api/test_unsubscribe.py
+    # proves a forged or foreign one is refused).
+    public = {
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if not path.startswith("/v1")
+        for method in operations
+    }
+    assert public == {("GET", "/healthz"), ("GET", "/u/{token}"), ("POST", "/u/{token}")}
 
 
 @pytest.mark.parametrize("headers", WRONG_HEADERS, ids=lambda h: h.get("Authorization", "none"))
@@ -70,6 +85,15 @@ async def test_any_configured_key_is_accepted(anonymous: httpx.AsyncClient) -> N
     for key in (API_KEY, "other"):
         response = await anonymous.get("/v1/journeys", headers={"Authorization": f"Bearer {key}"})
         assert response.status_code == 200
+
+
+async def test_unsubscribe_links_need_no_key_but_a_valid_token(
+    anonymous: httpx.AsyncClient,
+) -> None:
+    for method in ("GET", "POST"):
+        response = await anonymous.request(method, "/u/not-a-token")
+        assert response.status_code == 400, (method, response.text)
+        assert "not valid" in response.text
 
 
 async def test_health_and_docs_need_no_key(anonymous: httpx.AsyncClient) -> None:

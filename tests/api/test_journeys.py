@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 from fastapi import FastAPI
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from journeyman.enrollments import EnrollmentService
+from journeyman.enrollments import SAME_ENTRY_WINDOW, EnrollmentService
+from journeyman.settings import Settings
 from persistence import Database
 from tests.api.helpers import (
     SentMessages,
+    enrollment_rows,
     event,
     parked_in,
     result_of,
     wait_for_rows,
 )
+from workflows import catalog
 from workflows.contracts import Event, StartJourneyRequest
 from workflows.welcome_series import WelcomeSeries
 
@@ -24,11 +29,13 @@ from workflows.welcome_series import WelcomeSeries
 async def test_the_catalog_lists_every_journey_as_declared(api: httpx.AsyncClient) -> None:
     journeys = {j["name"]: j for j in (await api.get("/v1/journeys")).json()}
     assert sorted(journeys) == ["abandoned_cart", "post_purchase", "welcome_series"]
+    # Versions and wording change as journeys evolve; they must match the newest class.
+    newest = catalog.get("abandoned_cart")
     assert journeys["abandoned_cart"] == {
         "name": "abandoned_cart",
-        "version": 1,
-        "versions": [1],
-        "description": "Two reminders for a cart left behind, stopped by an order for that cart.",
+        "version": newest.version,
+        "versions": list(range(1, newest.version + 1)),
+        "description": newest.description,
         "triggers": ["cart_abandoned"],
         "goals": ["order_placed"],
         "exits": ["unsubscribed"],
@@ -181,7 +188,10 @@ async def test_reentry_always_replaces_the_running_enrollment(
 ) -> None:
     monkeypatch.setattr(WelcomeSeries, "reentry", "always")
     workflow_id = f"journey:welcome_series:{contact_id}"
-    await api.post("/v1/events", json=event(contact_id, "signed_up"))
+    a_minute_ago = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    await api.post(
+        "/v1/events", json={**event(contact_id, "signed_up"), "occurred_at": a_minute_ago}
+    )
     [old] = await wait_for_rows(database, contact_id, lambda rows: len(rows) == 1)
 
     second = event(contact_id, "signed_up")
@@ -202,3 +212,61 @@ async def test_reentry_always_replaces_the_running_enrollment(
     current = await dev_env.client.get_workflow_handle(workflow_id).describe()
     assert current.run_id == rows[1].run_id
     assert current.status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_reentry_always_takes_a_trigger_soon_after_the_running_ones_as_the_same_entry(
+    api: httpx.AsyncClient,
+    contact_id: str,
+    database: Database,
+    dev_env: WorkflowEnvironment,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A double submit, or a retry under a new id: delivered, not a second welcome email.
+    monkeypatch.setattr(WelcomeSeries, "reentry", "always")
+    now = datetime.now(UTC)
+    first = await api.post(
+        "/v1/events",
+        json={**event(contact_id, "signed_up"), "occurred_at": now.isoformat()},
+    )
+    [row] = await wait_for_rows(database, contact_id, lambda rows: len(rows) == 1)
+    soon_after, late_arrival = (
+        {**event(contact_id, "signed_up"), "occurred_at": at.isoformat()}
+        for at in (now + SAME_ENTRY_WINDOW, now - timedelta(hours=1))
+    )
+
+    answers = [await api.post("/v1/events", json=body) for body in (soon_after, late_arrival)]
+
+    assert [j["action"] for j in first.json()["journeys"]] == ["started"]
+    for answer in answers:
+        assert [j["action"] for j in answer.json()["journeys"]] == ["signalled"]
+    current = await dev_env.client.get_workflow_handle(row.workflow_id).describe()
+    assert (current.run_id, current.status) == (row.run_id, WorkflowExecutionStatus.RUNNING)
+
+
+async def test_reentry_always_closes_the_row_of_a_run_replaced_before_it_wrote_one(
+    dev_env: WorkflowEnvironment,
+    database: Database,
+    settings: Settings,
+    contact_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No worker polls this queue: the first run never records its own entry.
+    monkeypatch.setattr(WelcomeSeries, "reentry", "always")
+    idle = settings.model_copy(update={"task_queue": f"idle-{contact_id}"})
+    service = EnrollmentService(client=dev_env.client, database=database, settings=idle)
+    workflow_id = f"journey:welcome_series:{contact_id}"
+
+    def signed_up(minutes: int) -> StartJourneyRequest:
+        occurred_at = datetime.now(UTC) + timedelta(minutes=minutes)
+        trigger = Event(f"e-{minutes}-{contact_id}", contact_id, "signed_up", {}, occurred_at)
+        return StartJourneyRequest("welcome_series", contact_id, trigger=trigger)
+
+    first = await service.start(signed_up(-1))
+    first_run = (await dev_env.client.get_workflow_handle(workflow_id).describe()).run_id
+    second = await service.start(signed_up(0))
+
+    assert (first.action, second.action) == ("started", "started")
+    [row] = await enrollment_rows(database, contact_id)
+    assert (row.run_id, row.status, row.ended_by) == (first_run, "exited", "reentered")
+    assert (row.journey, row.version, row.workflow_id) == ("welcome_series", 1, workflow_id)
+    await dev_env.client.get_workflow_handle(workflow_id).terminate(reason="test over")
