@@ -12,6 +12,8 @@ from datetime import timedelta
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 UNSUBSCRIBE = "unsubscribe"
+OPEN = "track.open"
+CLICK = "track.click"
 
 
 class InvalidToken(ValueError):
@@ -44,3 +46,40 @@ class Signer:
         if not isinstance(data, dict) or not isinstance(data.get("c"), str):
             raise InvalidToken("this link is not valid")
         return UnsubscribeClaim(contact_id=data["c"], channel=str(data.get("ch", "email")))
+
+
+@dataclass(frozen=True)
+class TrackingClaim:
+    message_id: str
+    # The link's index in the message's recorded links; None for the open pixel.
+    link: int | None = None
+
+
+def _tracking(signer: Signer, purpose: str) -> URLSafeTimedSerializer:
+    return signer._serializer(purpose)
+
+
+def open_token(signer: Signer, message_id: str) -> str:
+    return _tracking(signer, OPEN).dumps({"m": message_id})
+
+
+def click_token(signer: Signer, message_id: str, link: int) -> str:
+    return _tracking(signer, CLICK).dumps({"m": message_id, "l": link})
+
+
+def read_tracking(signer: Signer, token: str, *, click: bool, max_age: timedelta) -> TrackingClaim:
+    """Decode an open (click=False) or click token; InvalidToken for anything else."""
+    try:
+        data = _tracking(signer, CLICK if click else OPEN).loads(
+            token, max_age=int(max_age.total_seconds())
+        )
+    except SignatureExpired as err:
+        raise InvalidToken("this link has expired") from err
+    except BadSignature as err:
+        raise InvalidToken("this link is not valid") from err
+    if not isinstance(data, dict) or not isinstance(data.get("m"), str):
+        raise InvalidToken("this link is not valid")
+    link = data.get("l")
+    if click and not (isinstance(link, int) and link >= 0):
+        raise InvalidToken("this link is not valid")
+    return TrackingClaim(message_id=data["m"], link=link if click else None)

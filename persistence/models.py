@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Index, UniqueConstraint, true
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +40,8 @@ class Contact(SQLModel, table=True):
         default=True, sa_column=Column(Boolean, nullable=False, server_default=true())
     )
     consent_updated_at: datetime | None = _ts()
+    # Why email is suppressed for good (hard_bounce, complaint), set by provider feedback.
+    email_suppressed: str | None = Field(default=None, max_length=40)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
@@ -80,6 +82,7 @@ class Enrollment(SQLModel, table=True):
     __table_args__ = (
         Index("ix_enrollments_contact", "contact_id", "journey", "status"),
         Index("ix_enrollments_journey", "journey", "version", "status"),
+        Index("ix_enrollments_journey_entered", "journey", "entered_at"),
     )
 
     run_id: str = Field(primary_key=True, max_length=64)
@@ -118,6 +121,7 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         Index("ix_messages_contact", "contact_id", "created_at"),
         Index("ix_messages_caps", "contact_id", "channel", "category", "created_at"),
+        Index("ix_messages_journey", "journey", "step"),
     )
 
     message_id: str = Field(primary_key=True, max_length=700)
@@ -136,7 +140,37 @@ class Message(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=998)
     provider_message_id: str | None = Field(default=None, max_length=998)
     attempts: int = 0
+    # The links of the rendered message, in order: a click token names an index here, so a
+    # click can only ever redirect to a URL the template produced.
+    links: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    delivered_at: datetime | None = _ts()
+    opened_at: datetime | None = _ts()
+    first_clicked_at: datetime | None = _ts()
+    clicks: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    bounced_at: datetime | None = _ts()
+    complained_at: datetime | None = _ts()
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
     sent_at: datetime | None = _ts()
+
+
+class Engagement(SQLModel, table=True):
+    """One thing that happened to a sent message: delivered, opened, clicked, bounced, complained.
+
+    `source_id` makes each fact idempotent (a provider's event id, or a tracking hit's own id).
+    """
+
+    __tablename__ = "engagements"
+    __table_args__ = (
+        UniqueConstraint("source_id", name="uq_engagements_source"),
+        Index("ix_engagements_message", "message_id", "kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=700)
+    kind: str = Field(max_length=20)
+    source_id: str = Field(max_length=300)
+    url: str | None = Field(default=None, max_length=2000)
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
