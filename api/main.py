@@ -11,7 +11,18 @@ from temporalio.client import Client
 from api.deps import require_api_key
 from api.errors import install_error_handlers
 from api.pages import Pages
-from api.routers import contacts, events, health, journeys, unsubscribe
+from api.routers import (
+    contacts,
+    events,
+    health,
+    journeys,
+    metrics,
+    reports,
+    stats,
+    tracking,
+    unsubscribe,
+    webhooks,
+)
 from api.schemas.common import ErrorOut
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings, get_settings
@@ -61,6 +72,10 @@ def create_app(
     app.include_router(health.router)
     # Public: the signed token in the link is the authorisation.
     app.include_router(unsubscribe.router)
+    # Public by design: tracking links and pixels are opened by mail clients, the report is
+    # for people in a browser (it asks for the key itself), metrics for the scraper.
+    for public in (tracking.router, reports.router, metrics.router):
+        app.include_router(public)
     v1 = APIRouter(
         prefix="/v1",
         dependencies=[Depends(require_api_key)],
@@ -69,7 +84,7 @@ def create_app(
             503: {"model": ErrorOut, "description": "Database or Temporal unreachable."},
         },
     )
-    for router in (contacts.router, events.router, journeys.router):
+    for router in (contacts.router, events.router, journeys.router, stats.router, webhooks.router):
         v1.include_router(router)
     app.include_router(v1)
     return app

@@ -1,0 +1,5 @@
+"""Public routes: tracking (filled in by issue 4's work)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["tracking"])
