@@ -72,8 +72,9 @@ def create_app(
     app.include_router(health.router)
     # Public: the signed token in the link is the authorisation.
     app.include_router(unsubscribe.router)
-    # Public by design: tracking links and pixels are opened by mail clients, the report is
-    # for people in a browser (it asks for the key itself), metrics for the scraper.
+    # Outside /v1: tracking links and pixels are opened by mail clients (public by design);
+    # the report (a browser: HTTP Basic with the API key) and metrics (a scraper: bearer)
+    # check the key on their own routes.
     for public in (tracking.router, reports.router, metrics.router):
         app.include_router(public)
     v1 = APIRouter(
