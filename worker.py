@@ -16,10 +16,12 @@ from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, Mailer, SmtpMailer, Starter, TemplateRenderer
 from activities.channels import ChannelSender, build_channel_senders
+from activities.metrics import SendLatencyInterceptor, worker_runtime
 from activities.timing import TimingActivities
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
@@ -74,11 +76,19 @@ def build_worker(
             timing.next_local_time,
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        # Times each send; exported only when the client's runtime exports metrics.
+        interceptors=[SendLatencyInterceptor()],
     )
 
 
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight tasks finish and exit."""
+    if settings.worker_metrics_address:
+        # The process's default runtime, set before the first connection creates it: the
+        # client, and so the worker and its activities, report through its Prometheus
+        # exporter. This is the worker's process, so nothing else shares the default.
+        Runtime.set_default(worker_runtime(settings.worker_metrics_address))
+        log.info("Worker metrics for Prometheus on %s", settings.worker_metrics_address)
     client = await connect_when_ready(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     database = create_database(settings.database_url_resolved)

@@ -9,7 +9,9 @@ in this order, the first that applies deciding:
 1. the message id is already claimed: the recorded result, and nothing is sent;
 2. no adapter for the channel: `suppressed: unsupported_channel`;
 3. no such contact, or no address on that channel: `suppressed: no_address`;
-4. marketing, and the contact has not consented on the channel: `suppressed: unsubscribed`;
+4. email to an address that hard-bounced (provider feedback), whatever the category:
+   `suppressed: hard_bounce`; then marketing without the contact's consent on the channel:
+   `suppressed: unsubscribed`;
 5. marketing inside quiet hours (the step's or journey's, else the global ones; local to the
    contact's zone, else the journey's, else the global default): policy `defer` answers
    `deferred` with `retry_at` = the window's end, `skip` records `suppressed: quiet_hours`
@@ -34,6 +36,7 @@ most once per step of an enrollment, whatever retries, replays and crashes happe
                         sending --provider failed, nothing delivered--> retrying --claim--> sending
                         sending --permanent refusal / invalid--> failed
     (no row) or retrying --a rule above--> suppressed
+    retrying --Temporal stopped retrying (the workflow's `give_up` call)--> failed
 
 A retry that finds `sending` cannot know whether the earlier attempt's provider call went
 through (the process died, or the connection broke after the message was handed over), so it
@@ -67,6 +70,7 @@ from activities.policy import (
     unsubscribe_link,
 )
 from activities.rendering import TemplateRenderer
+from activities.tracking import tracked_links
 from journeyman.settings import FrequencyCap, Settings
 from persistence import Contact, Database, Enrollment, EnrollmentStep, Message
 from persistence.models import CONSENT_CHANNELS
@@ -88,6 +92,7 @@ from workflows.contracts import (
     StartJourneyResult,
 )
 
+HARD_BOUNCE = "hard_bounce"
 SENDING = "sending"
 RETRYING = "retrying"
 UNCERTAIN_DELIVERY = "uncertain_delivery"
@@ -141,6 +146,8 @@ class JourneyActivities:
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendResult:
         now = self.clock().astimezone(UTC)
+        if request.give_up is not None:
+            return await self._give_up(request, request.give_up, now)
         row = await self._find_message(request.message_id)
         if row is not None and row.status != RETRYING:
             return await self._settle(row)
@@ -150,6 +157,10 @@ class JourneyActivities:
         contact = await self._find_contact(request.contact_id)
         if contact is None or not sender.address(contact, request):
             return await self._record_outcome(request, "suppressed", "no_address", now)
+        if request.channel == "email" and contact.email_suppressed == HARD_BOUNCE:
+            # The address does not exist: not even a receipt goes there, and a re-subscribe
+            # does not reopen it (a new address does).
+            return await self._record_outcome(request, "suppressed", HARD_BOUNCE, now)
         if needs_consent(request) and not contact.has_consent(request.channel):
             return await self._record_outcome(request, "suppressed", "unsubscribed", now)
         try:
@@ -225,6 +236,8 @@ class JourneyActivities:
             "to_address": outgoing.to_address[:320],
             "subject": (outgoing.subject or "")[:998] or None,
             "provider_message_id": outgoing.provider_message_id,
+            # The original URLs behind the email's click tokens (`activities.tracking`).
+            "links": tracked_links(outgoing),
             # The moment the message takes its slot under the caps.
             "created_at": now,
         }
@@ -296,6 +309,21 @@ class JourneyActivities:
             provider_message_id=(provider_message_id or outgoing.provider_message_id),
         )
         return SendResult(message_id=message_id, status="sent", sent_at=sent_at)
+
+    async def _give_up(self, request: SendRequest, reason: str, now: datetime) -> SendResult:
+        """Temporal will not retry this send again: record it failed, and send nothing.
+
+        A `retrying` row keeps the reason of its last attempt; a `sending` one is settled as
+        uncertain; a row that already has its outcome answers with it.
+        """
+        row = await self._find_message(request.message_id)
+        if row is None:
+            return await self._record_outcome(request, "failed", reason, now)
+        if row.status == RETRYING and await self._transition(
+            request.message_id, RETRYING, status="failed"
+        ):
+            return SendResult(message_id=request.message_id, status="failed", reason=row.reason)
+        return await self._settle(await self._reread(request.message_id))
 
     async def _settle(self, row: Message) -> SendResult:
         """Answer for a message id an earlier attempt already claimed, without sending."""

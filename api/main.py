@@ -75,7 +75,8 @@ def create_app(
     # Outside /v1: tracking links and pixels are opened by mail clients (public by design);
     # the report (a browser: HTTP Basic with the API key) and metrics (a scraper: bearer)
     # check the key on their own routes.
-    for public in (tracking.router, reports.router, metrics.router):
+    # Provider webhooks (/v1/webhooks) check the provider's signature or secret instead.
+    for public in (tracking.router, reports.router, metrics.router, webhooks.router):
         app.include_router(public)
     v1 = APIRouter(
         prefix="/v1",
@@ -85,7 +86,7 @@ def create_app(
             503: {"model": ErrorOut, "description": "Database or Temporal unreachable."},
         },
     )
-    for router in (contacts.router, events.router, journeys.router, stats.router, webhooks.router):
+    for router in (contacts.router, events.router, journeys.router, stats.router):
         v1.include_router(router)
     app.include_router(v1)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import time, timedelta
 from functools import lru_cache
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_API_KEY = "dev-key"
 DEV_SECRET_KEY = "dev-secret-change-me"
+DEV_FEEDBACK_SECRET = "dev-feedback-secret"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,6 +54,8 @@ class Settings(BaseSettings):
     frequency_caps: str = "email:2/24h,email:5/7d,sms:1/24h,sms:3/7d,push:3/24h"
     # How long a signed unsubscribe link stays valid.
     unsubscribe_link_max_age_days: int = 365
+    # How long an email's open pixel and click links keep recording (and redirecting).
+    tracking_link_max_age_days: int = 365
 
     # SMS through a Twilio-style API: POST {sms_api_url}/Accounts/{sid}/Messages.json.
     sms_api_url: str = "http://localhost:8025/sms/2010-04-01"
@@ -65,6 +69,19 @@ class Settings(BaseSettings):
     webhook_url: str = "http://localhost:8025/webhook"
     webhook_secret: str = "dev-webhook-secret"
     provider_timeout_seconds: float = 15.0
+
+    # The worker's metrics for Prometheus (Temporal SDK metrics and send latency), served by
+    # the Temporal runtime on this ip:port; empty serves none. The API's are at /metrics.
+    worker_metrics_address: str = ""
+
+    # Provider feedback (POST /v1/webhooks/email). The Journeyman format authenticates with
+    # `Authorization: Bearer <feedback_secret>`; the dev placeholder is refused in production.
+    feedback_secret: str = DEV_FEEDBACK_SECRET
+    # Mailgun's "HTTP webhook signing key"; empty refuses Mailgun-format requests.
+    mailgun_signing_key: str = ""
+    # How far a Mailgun signature's timestamp may be from now. Mailgun warns its own delays
+    # can be long, so this is minutes, not seconds.
+    mailgun_max_age_seconds: int = 900
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -80,6 +97,21 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("worker_metrics_address")
+    @classmethod
+    def _ip_and_port(cls, value: str) -> str:
+        # The Temporal runtime binds a socket address: an IP literal, never a host name.
+        value = value.strip()
+        host, _, port = value.rpartition(":")
+        try:
+            if value:
+                ip_address(host.removeprefix("[").removesuffix("]"))
+                if not (port.isdigit() and 0 < int(port) < 65536):
+                    raise ValueError(port)
+        except ValueError as err:
+            raise ValueError(f"bad address {value!r}: want ip:port, e.g. 127.0.0.1:9464") from err
         return value
 
     @field_validator("default_timezone")

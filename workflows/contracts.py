@@ -143,6 +143,9 @@ class SendRequest:
     default_timezone: str | None = None
     # Which attempt of this step this is after deferrals (1 for the first).
     attempt: int = 1
+    # Set by the workflow once Temporal stopped retrying the send (its reason, e.g.
+    # "ProviderUnavailable"): the activity records the message failed and sends nothing.
+    give_up: str | None = None
 
 
 @dataclass

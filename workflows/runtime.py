@@ -24,7 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
@@ -84,6 +84,8 @@ SEND_GIVE_UP_AFTER = timedelta(hours=24)
 # Quiet hours or a cap may hold a send back; after this many holds it is dropped, not queued
 # forever (a cap that never frees means the contact is over-messaged anyway).
 MAX_DEFERRALS = 20
+# Patch id of recording a send Temporal stopped retrying as failed in the message log.
+RECORD_GIVEN_UP_SENDS = "record-given-up-sends"
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -296,7 +298,15 @@ class Journey:
                 if self._status != "active" or isinstance(err.cause, CancelledError):
                     raise  # the enrollment ended while the send was in flight
                 workflow.logger.warning("Send %s failed for good: %s", step, err.cause)
-                return SendResult(message_id=request.message_id, status="failed", reason=_why(err))
+                failed = SendResult(
+                    message_id=request.message_id, status="failed", reason=_why(err)
+                )
+                if err.retry_state in (
+                    RetryState.TIMEOUT,
+                    RetryState.MAXIMUM_ATTEMPTS_REACHED,
+                ) and workflow.patched(RECORD_GIVEN_UP_SENDS):
+                    return await self._record_given_up(request, failed)
+                return failed
             if result.status != "deferred" or result.retry_at is None:
                 return result
             if request.attempt >= MAX_DEFERRALS:
@@ -311,6 +321,28 @@ class Journey:
             )
             await workflow.sleep(delay, summary=f"{step}: held back ({result.reason})")
             request = dataclasses.replace(request, attempt=request.attempt + 1)
+
+    async def _record_given_up(self, request: SendRequest, failed: SendResult) -> SendResult:
+        """Temporal stopped retrying a send (a day of provider errors): have the activity
+        record it failed, so the message log agrees and the message holds no cap slot.
+
+        The step keeps its usual `failed: <error type>` outcome, unless the log shows the
+        message went out after all (an attempt whose answer was lost).
+        """
+        try:
+            settled: SendResult = await workflow.execute_activity(
+                SEND_MESSAGE,
+                dataclasses.replace(request, give_up=failed.reason or "gave_up"),
+                result_type=SendResult,
+                start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+                retry_policy=BOOKKEEPING_RETRY,
+                summary=f"{request.step}: record as failed",
+            )
+        except ActivityError as err:
+            if self._status != "active" or isinstance(err.cause, CancelledError):
+                raise
+            return failed
+        return failed if settled.status == "failed" else settled
 
     async def webhook(
         self,

@@ -20,6 +20,7 @@ from api.schemas.events import EventIn
 from api.services.contacts import ensure_contact
 from api.services.sql import insert_if_absent
 from journeyman.enrollments import EnrollmentService
+from journeyman.metrics import count_ingested, count_routed
 from persistence import Database, EventRecord
 from persistence.models import utcnow
 from workflows.contracts import Event, StartJourneyResult
@@ -66,7 +67,9 @@ async def ingest_event(
         occurred_at=event_in.occurred_at or utcnow(),
     )
     earlier = await _store(database, event)
-    if earlier is not None:
+    if earlier is None:
+        count_ingested(event.name)
+    else:
         differences = _differences(earlier, event_in)
         if differences:
             raise EventConflictError(event.id, differences)
@@ -74,6 +77,7 @@ async def ingest_event(
             return RoutedEvent(event.id, [StartJourneyResult(**r) for r in earlier.routing])
         event = _as_event(earlier)
     journeys = await enrollments.route(event)
+    count_routed(event.name, journeys)
     await _store_answer(database, event.id, journeys)
     return RoutedEvent(event.id, journeys)
 

@@ -1,4 +1,6 @@
-"""Every /v1 route wants a configured bearer key; health, docs and unsubscribe links do not."""
+"""Every /v1 route wants a configured bearer key (the provider webhook its provider's own
+credentials); the report and metrics check the key themselves; only health, unsubscribe links
+and tracking links are public."""
 
 from __future__ import annotations
 
@@ -53,10 +55,12 @@ def test_the_v1_surface_is_what_the_issue_lists(app: FastAPI) -> None:
         ("POST", "/v1/events/batch"),
         ("GET", "/v1/journeys"),
         ("POST", "/v1/journeys/welcome_series/enrollments"),
+        ("GET", "/v1/journeys/welcome_series/stats"),
+        ("POST", "/v1/webhooks/email"),
     }
 
 
-def test_the_only_public_routes_are_health_and_unsubscribe_links(app: FastAPI) -> None:
+def test_the_routes_outside_v1_are_exactly_these(app: FastAPI) -> None:
     # The unsubscribe links are public on purpose: the people who click them have no API key,
     # and the signed token in the path is their authorisation (tests/api/test_unsubscribe.py
     # proves a forged or foreign one is refused).
@@ -66,7 +70,26 @@ def test_the_only_public_routes_are_health_and_unsubscribe_links(app: FastAPI) -
         if not path.startswith("/v1")
         for method in operations
     }
-    assert public == {("GET", "/healthz"), ("GET", "/u/{token}"), ("POST", "/u/{token}")}
+    assert public == {
+        ("GET", "/healthz"),
+        ("GET", "/u/{token}"),
+        ("POST", "/u/{token}"),
+        # Opened by mail clients; the signed token is the authorisation (tests/tracking).
+        ("GET", "/t/o/{token}"),
+        ("GET", "/t/c/{token}"),
+        # These two check the API key themselves: see the test below.
+        ("GET", "/metrics"),
+        ("GET", "/journeys/{name}"),
+    }
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/journeys/welcome_series"])
+@pytest.mark.parametrize("headers", WRONG_HEADERS, ids=lambda h: h.get("Authorization", "none"))
+async def test_report_and_metrics_refuse_a_missing_or_wrong_key(
+    anonymous: httpx.AsyncClient, path: str, headers: dict[str, str]
+) -> None:
+    response = await anonymous.get(path, headers=headers)
+    assert response.status_code == 401, (path, headers, response.text)
 
 
 @pytest.mark.parametrize("headers", WRONG_HEADERS, ids=lambda h: h.get("Authorization", "none"))

@@ -10,7 +10,6 @@ frequency caps on SMS, push and signed webhooks, and abandoned_cart's SMS second
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
@@ -24,8 +23,9 @@ from typing import Any
 
 import httpx
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlmodel import col, select
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 import worker as worker_module
@@ -283,14 +283,17 @@ class Run:
         return [(step.name, step.outcome) for step in self.result.steps]
 
     def attempts(self, step: str) -> list[Attempt]:
-        """Every send_message activity of `step`, oldest first (more than one if deferred)."""
+        """Every send of `step`, oldest first (more than one if deferred)."""
         scheduled: dict[int, tuple[str, datetime]] = {}
         found: list[Attempt] = []
         for event in self.history.events:
             if event.HasField("activity_task_scheduled_event_attributes"):
                 attrs = event.activity_task_scheduled_event_attributes
-                if attrs.activity_type.name == SEND_MESSAGE:
-                    request = json.loads(attrs.input.payloads[0].data)
+                if attrs.activity_type.name != SEND_MESSAGE:
+                    continue
+                request = json.loads(attrs.input.payloads[0].data)
+                # Not the call that records a send Temporal gave up on as failed.
+                if request.get("give_up") is None:
                     scheduled[event.event_id] = (request["step"], _at(event.event_time))
             elif event.HasField("activity_task_started_event_attributes"):
                 started = event.activity_task_started_event_attributes
@@ -308,9 +311,44 @@ class Attempt:
     last_started_at: datetime
 
 
-def _at(timestamp: Any) -> datetime:
-    at: datetime = timestamp.ToDatetime(tzinfo=UTC)
-    return at
+def _at(timestamp: Timestamp) -> datetime:
+    return timestamp.ToDatetime(tzinfo=UTC)
+
+
+async def start(
+    env: WorkflowEnvironment,
+    settings: Settings,
+    journey: type[Journey],
+    contact_id: str,
+    properties: dict[str, Any],
+    *,
+    key: str | None = None,
+) -> WorkflowHandle[Any, EnrollmentResult]:
+    """Enroll the contact, as routing does when the journey's trigger event arrives."""
+    trigger = Event(
+        id=f"evt-{uuid.uuid4().hex[:8]}",
+        contact_id=contact_id,
+        name=journey.triggers[0],
+        properties=properties,
+    )
+    return await env.client.start_workflow(
+        journey.workflow_type(),
+        EnrollmentInput(contact_id=contact_id, key=key, trigger=trigger),
+        id=workflow_id_for(journey.name, contact_id, key),
+        task_queue=settings.task_queue,
+        search_attributes=journey_search_attributes(journey, contact_id),
+        result_type=EnrollmentResult,
+    )
+
+
+async def finished(handle: WorkflowHandle[Any, EnrollmentResult]) -> Run:
+    """Its result and history, time skipped until it ends.
+
+    Wait for one enrollment at a time: each wait on a result unlocks time skipping in the
+    test server, and two at once would let it skip time while an activity is running.
+    """
+    result = await handle.result()
+    return Run(result=result, history=await handle.fetch_history())
 
 
 async def run_journey(
@@ -322,22 +360,7 @@ async def run_journey(
     *,
     key: str | None = None,
 ) -> Run:
-    trigger = Event(
-        id=f"evt-{uuid.uuid4().hex[:8]}",
-        contact_id=contact_id,
-        name=journey.triggers[0],
-        properties=properties,
-    )
-    handle = await env.client.start_workflow(
-        journey.workflow_type(),
-        EnrollmentInput(contact_id=contact_id, key=key, trigger=trigger),
-        id=workflow_id_for(journey.name, contact_id, key),
-        task_queue=settings.task_queue,
-        search_attributes=journey_search_attributes(journey, contact_id),
-        result_type=EnrollmentResult,
-    )
-    result = await handle.result()
-    return Run(result=result, history=await handle.fetch_history())
+    return await finished(await start(env, settings, journey, contact_id, properties, key=key))
 
 
 async def messages(database: Database, contact_id: str) -> dict[str, Message]:
@@ -455,6 +478,43 @@ async def test_invalid_number_is_failed_not_retried_and_the_journey_goes_on(
     assert (rows["tell_crm"].status, len(providers.webhooks)) == ("sent", 1)
 
 
+async def test_a_send_temporal_gives_up_on_is_recorded_failed_and_frees_its_cap_slot(
+    time_env: WorkflowEnvironment,
+    settings: Settings,
+    database: Database,
+    http: httpx.AsyncClient,
+    providers: Providers,
+) -> None:
+    # A provider out of quota until after the send's day of retries: Temporal stops retrying.
+    # (A day of 5xx ends the same way, after some 300 attempts.)
+    tomorrow = str(int(timedelta(hours=25).total_seconds()))
+    providers.sms_answers = [
+        Reply(429, {"code": 20429, "message": "Daily limit reached"}, {"Retry-After": tomorrow})
+    ]
+    contact_id = await add_contact(database)
+
+    async with worker(time_env, settings, database, http):
+        run, offer = await text_and_offer(time_env, settings, contact_id, on_cap="skip")
+
+    rows = await messages(database, contact_id)
+    assert run.result.status == "completed"
+    assert run.outcomes == [
+        ("text", "failed: ProviderThrottled"),
+        ("pause", "waited"),
+        ("tell_crm", "sent"),
+    ]
+    # The message log says what the journey says: failed, with the provider's words; not
+    # `retrying`, as if it might still go out.
+    assert (rows["text"].status, rows["text"].reason, rows["text"].attempts) == (
+        "failed",
+        "ProviderThrottled: sms provider 429: 20429 Daily limit reached",
+        1,
+    )
+    # So it holds no slot under the caps: another journey's SMS ten minutes later goes out.
+    assert offer.outcomes == [("browse", "waited"), ("offer", "sent")]
+    assert len(providers.sms) == 2
+
+
 # ----- SMS: consent and caps -----------------------------------------------------------------
 
 
@@ -495,11 +555,9 @@ async def text_and_offer(
     env: WorkflowEnvironment, settings: Settings, contact_id: str, on_cap: str
 ) -> tuple[Run, Run]:
     """Two journeys at once: the text goes at once, the other's offer ten minutes later."""
-    text, offer = await asyncio.gather(
-        run_journey(env, settings, TextThenTellCrm, contact_id, {"cart": CART}),
-        run_journey(env, settings, OfferByText, contact_id, {"cart": CART, "on_cap": on_cap}),
-    )
-    return text, offer
+    text = await start(env, settings, TextThenTellCrm, contact_id, {"cart": CART})
+    offer = await start(env, settings, OfferByText, contact_id, {"cart": CART, "on_cap": on_cap})
+    return await finished(text), await finished(offer)
 
 
 async def test_a_second_marketing_sms_the_same_day_is_capped_across_journeys(

@@ -1,0 +1,20 @@
+"""`python -m bench <name>`: run one benchmark (see bench/README.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    commands = parser.add_subparsers(dest="benchmark", required=True)
+    stats.add_arguments(commands.add_parser("stats", help=stats.__doc__))
+    args = parser.parse_args()
+    if args.benchmark == "stats":
+        stats.run(args)
+
+
+if __name__ == "__main__":
+    main()
