@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,6 @@ from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.signing import InvalidToken, Signer, TrackingClaim, read_tracking
 from persistence import Database, Engagement, EventRecord, Message
-from workflows.contracts import Event, StartJourneyResult
 
 EMAIL_OPENED = "email.opened"
 EMAIL_CLICKED = "email.clicked"
@@ -182,31 +181,13 @@ class EngagementService:
         pending = sorted(found, key=lambda row: (row.occurred_at, row.name != EMAIL_OPENED))
         routed: list[str] = []
         for row in pending:
-            event = Event(
-                id=row.id,
-                contact_id=row.contact_id,
-                name=row.name,
-                properties=dict(row.properties),
-                occurred_at=_aware(row.occurred_at),
-            )
             try:
-                journeys = await self._enrollments.route(event)
+                await self._enrollments.route_and_record(row.as_event())
             except (RPCError, RuntimeError) as err:
                 logger.warning("Event %s recorded, not routed: %s", row.id, err)
                 continue
-            await self._store_answer(row.id, journeys)
             routed.append(row.id)
         return routed
-
-    async def _store_answer(self, event_id: str, journeys: list[StartJourneyResult]) -> None:
-        routing: list[dict[str, Any]] = [asdict(result) for result in journeys]
-        async with self._database.session() as session:
-            await session.exec(
-                update(EventRecord)
-                .where(col(EventRecord.id) == event_id)
-                .values(routing=routing, routed_at=datetime.now(UTC))
-            )
-            await session.commit()
 
 
 async def _message(session: AsyncSession, message_id: str) -> Message:
@@ -245,8 +226,3 @@ def _event(message: Message, event_id: str, name: str, now: datetime, **extra: A
         occurred_at=now,
         received_at=now,
     )
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeyman.settings import Settings
-from persistence import Database, Enrollment
+from persistence import Database, Enrollment, EventRecord
+from persistence.models import as_utc
 from workflows import catalog
 from workflows.catalog import UnknownJourneyError
 from workflows.contracts import (
@@ -356,6 +357,19 @@ class EnrollmentService:
 
     # ----- operator actions and reads ----------------------------------------------------
 
+    async def route_and_record(self, event: Event) -> list[StartJourneyResult]:
+        """Route a stored event and keep the answer on its row. Safe to repeat for an event
+        whose earlier routing died half-way: workflows de-duplicate by event id."""
+        journeys = await self.route(event)
+        async with self._database.session() as session:
+            await session.exec(
+                update(EventRecord)
+                .where(col(EventRecord.id) == event.id)
+                .values(routing=[asdict(j) for j in journeys], routed_at=datetime.now(UTC))
+            )
+            await session.commit()
+        return journeys
+
     async def exit(self, journey: str, contact_id: str, key: str | None, reason: str) -> ExitResult:
         """Tell the contact's running enrollment(s) in a journey to exit.
 
@@ -436,7 +450,7 @@ def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return _aware(datetime.fromisoformat(value))
+        return as_utc(datetime.fromisoformat(value))
     except ValueError:
         return None
 
@@ -445,7 +459,7 @@ def _is_new_entry(trigger: Event | None, running: _Run) -> bool:
     """Whether an `always` start replaces the running run, or is the same entry again."""
     if trigger is None or trigger.occurred_at is None or running.trigger_at is None:
         return True  # a manual start, or a run with no trigger time: the caller means it
-    return _aware(trigger.occurred_at) - running.trigger_at > SAME_ENTRY_WINDOW
+    return as_utc(trigger.occurred_at) - running.trigger_at > SAME_ENTRY_WINDOW
 
 
 def _version_of(workflow_type: str, default: int) -> int:
@@ -493,11 +507,6 @@ def _from_row(row: Enrollment) -> ContactEnrollment:
         status=row.status,
         ended_by=row.ended_by,
         current_step=row.current_step,
-        entered_at=_aware(row.entered_at),
-        ended_at=_aware(row.ended_at) if row.ended_at else None,
+        entered_at=as_utc(row.entered_at),
+        ended_at=as_utc(row.ended_at) if row.ended_at else None,
     )
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

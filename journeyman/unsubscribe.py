@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,8 +34,8 @@ from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.signing import InvalidToken, Signer, UnsubscribeClaim
 from persistence import Contact, Database, EventRecord
-from persistence.models import CONSENT_CHANNELS
-from workflows.contracts import Event, StartJourneyResult
+from persistence.models import CONSENT_CHANNELS, as_utc
+from workflows.contracts import StartJourneyResult
 
 UNSUBSCRIBED = "unsubscribed"
 SUBSCRIBED = "subscribed"
@@ -195,15 +195,7 @@ class ConsentService:
             pending = (await session.exec(query)).all()
         routed: list[ConsentEvent] = []
         for row in pending:
-            event = Event(
-                id=row.id,
-                contact_id=row.contact_id,
-                name=row.name,
-                properties=dict(row.properties),
-                occurred_at=_aware(row.occurred_at),
-            )
-            journeys = await self._enrollments.route(event)
-            await self._store_answer(row.id, journeys)
+            journeys = await self._enrollments.route_and_record(row.as_event())
             routed.append(
                 ConsentEvent(
                     id=row.id,
@@ -213,16 +205,6 @@ class ConsentService:
                 )
             )
         return routed
-
-    async def _store_answer(self, event_id: str, journeys: list[StartJourneyResult]) -> None:
-        routing: list[dict[str, Any]] = [asdict(result) for result in journeys]
-        async with self._database.session() as session:
-            await session.exec(
-                update(EventRecord)
-                .where(col(EventRecord.id) == event_id)
-                .values(routing=routing, routed_at=datetime.now(UTC))
-            )
-            await session.commit()
 
     async def _with_events(self, contact_id: str, events: list[ConsentEvent]) -> ConsentState:
         async with self._database.session() as session:
@@ -240,13 +222,8 @@ def _state(contact: Contact, events: list[ConsentEvent]) -> ConsentState:
     return ConsentState(
         contact_id=contact.contact_id,
         consent={channel: contact.has_consent(channel) for channel in CONSENT_CHANNELS},
-        consent_updated_at=_aware(contact.consent_updated_at)
+        consent_updated_at=as_utc(contact.consent_updated_at)
         if contact.consent_updated_at
         else None,
         events=events,
     )
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

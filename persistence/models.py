@@ -8,9 +8,18 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
+from workflows.contracts import Event
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (SQLite hands stored ones back naive)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Any:
@@ -58,6 +67,15 @@ CONSENT_CHANNELS = ("email", "sms", "push")
 
 class EventRecord(SQLModel, table=True):
     """A stored behaviour event; `id` is the caller's idempotency key."""
+
+    def as_event(self) -> Event:
+        return Event(
+            id=self.id,
+            contact_id=self.contact_id,
+            name=self.name,
+            properties=dict(self.properties),
+            occurred_at=as_utc(self.occurred_at),
+        )
 
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_contact_name", "contact_id", "name"),)

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from api.deps import SessionDep
-from api.schemas.common import ErrorOut, as_utc
+from api.schemas.common import ErrorOut
 from api.schemas.stats import JourneyStatsOut
 from journeyman.stats import StatsFilter, journey_stats
+from persistence.models import as_utc
 from workflows import catalog
 
 router = APIRouter(prefix="/journeys", tags=["stats"])

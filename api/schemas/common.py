@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, StringConstraints
+
+from persistence.models import as_utc
 
 # Contact ids become part of workflow ids (`journey:<name>:<contact_id>[:<key>]`); a colon
 # in one would let two different enrollments share an id, so it is refused.
@@ -26,13 +28,6 @@ ShortText = Annotated[
 ]
 
 MAX_JSON_BYTES = 64 * 1024
-
-
-def as_utc(value: datetime) -> datetime:
-    """Naive datetimes are taken as UTC (and SQLite returns stored ones naive)."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def bounded_json(value: dict[str, Any]) -> dict[str, Any]:

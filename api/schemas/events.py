@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from api.schemas.common import ContactId, Identifier, JsonObject, as_utc
+from api.schemas.common import ContactId, Identifier, JsonObject
+from persistence.models import as_utc
 
 MAX_BATCH = 1000
 # Clocks drift and time zones get mangled; a day ahead is tolerated, more is a bug upstream.

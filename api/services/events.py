@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
-from sqlmodel import col, update
+from sqlmodel import col
 
-from api.schemas.common import as_utc
 from api.schemas.events import EventIn
 from api.services.contacts import ensure_contact
 from api.services.sql import insert_if_absent
 from journeyman.enrollments import EnrollmentService
 from journeyman.metrics import count_ingested, count_routed
 from persistence import Database, EventRecord
-from persistence.models import utcnow
+from persistence.models import as_utc, utcnow
 from workflows.contracts import Event, StartJourneyResult
 
 # Contacts of one batch are routed side by side; one contact's events stay in order.
@@ -75,10 +73,8 @@ async def ingest_event(
             raise EventConflictError(event.id, differences)
         if earlier.routing is not None:
             return RoutedEvent(event.id, [StartJourneyResult(**r) for r in earlier.routing])
-        event = _as_event(earlier)
-    journeys = await enrollments.route(event)
+    journeys = await enrollments.route_and_record(earlier.as_event() if earlier else event)
     count_routed(event.name, journeys)
-    await _store_answer(database, event.id, journeys)
     return RoutedEvent(event.id, journeys)
 
 
@@ -162,26 +158,3 @@ def _differences(earlier: EventRecord, event_in: EventIn) -> list[str]:
     if event_in.occurred_at is not None and as_utc(earlier.occurred_at) != event_in.occurred_at:
         differences.append("occurred_at")
     return differences
-
-
-def _as_event(row: EventRecord) -> Event:
-    return Event(
-        id=row.id,
-        contact_id=row.contact_id,
-        name=row.name,
-        properties=dict(row.properties),
-        occurred_at=as_utc(row.occurred_at),
-    )
-
-
-async def _store_answer(
-    database: Database, event_id: str, journeys: list[StartJourneyResult]
-) -> None:
-    routing: list[dict[str, Any]] = [asdict(result) for result in journeys]
-    async with database.session() as session:
-        await session.exec(
-            update(EventRecord)
-            .where(col(EventRecord.id) == event_id)
-            .values(routing=routing, routed_at=utcnow())
-        )
-        await session.commit()

@@ -17,8 +17,8 @@ from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.schemas.common import as_utc
 from persistence import Message
+from persistence.models import as_utc
 
 
 class InvalidCursorError(ValueError):

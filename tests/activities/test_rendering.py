@@ -217,3 +217,20 @@ def test_templates_are_compiled_once(renderer: TemplateRenderer) -> None:
     render(renderer, "welcome_series/welcome")
 
     assert renderer.environment.get_template("welcome_series/welcome.html") is first
+
+
+def test_a_receipt_still_goes_out_for_an_order_event_without_items(
+    renderer: TemplateRenderer,
+) -> None:
+    # Backends do send bare `order_placed` events; the thank-you doubles as the receipt, so it
+    # must not fail on them (other templates stay strict about what they need).
+    context = renderer.context(
+        contact=contact(),
+        event=event("order_placed", {"order_id": "o-9"}),
+        journey="post_purchase",
+        step="thank_you",
+        step_context={"order_id": "o-9"},
+    )
+    email = renderer.render_email("post_purchase/thank_you", context)
+    assert "Order o-9" in email.text
+    assert "o-9" in email.html

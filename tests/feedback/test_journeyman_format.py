@@ -10,9 +10,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from api import create_app
-from api.schemas.common import as_utc
 from journeyman.settings import DEV_FEEDBACK_SECRET, Settings
 from persistence import Database
+from persistence.models import as_utc
 
 from .helpers import (
     BEARER,
