@@ -140,6 +140,9 @@ class Message(SQLModel, table=True):
         Index("ix_messages_contact", "contact_id", "created_at"),
         Index("ix_messages_caps", "contact_id", "channel", "category", "created_at"),
         Index("ix_messages_journey", "journey", "step"),
+        # Provider feedback finds messages by our Message-ID header; /metrics groups by these.
+        Index("ix_messages_provider_message_id", "provider_message_id"),
+        Index("ix_messages_channel_status", "channel", "status"),
     )
 
     message_id: str = Field(primary_key=True, max_length=700)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import or_
 from sqlmodel import col, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,6 +43,17 @@ async def upsert_contact(
         | {"contact_id": contact_id, "created_at": now, "updated_at": now}
         | ({"consent_updated_at": now} if consent else {}),
     )
+    if not is_new and fields.get("email") is not None:
+        # A hard bounce suppresses an address, not a person: a new address may be mailed
+        # (transactional at once; marketing once the contact subscribes again).
+        await session.exec(
+            update(Contact)
+            .where(
+                col(Contact.contact_id) == contact_id,
+                or_(col(Contact.email).is_(None), col(Contact.email) != fields["email"]),
+            )
+            .values(email_suppressed=None)
+        )
     if not is_new and fields:
         await session.exec(
             update(Contact)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlmodel import col, update
+
+from persistence import Contact, Database
 
 
 async def test_put_creates_then_updates_only_the_fields_given(
@@ -99,3 +102,29 @@ async def test_malformed_json_is_422_not_500(api: httpx.AsyncClient, contact_id:
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+async def test_a_new_address_lifts_a_hard_bounce_suppression_and_the_same_one_does_not(
+    api: httpx.AsyncClient, database: Database, contact_id: str
+) -> None:
+    await api.put(f"/v1/contacts/{contact_id}", json={"email": "old@example.com"})
+    async with database.session() as session:
+        await session.exec(
+            update(Contact)
+            .where(col(Contact.contact_id) == contact_id)
+            .values(email_suppressed="hard_bounce")
+        )
+        await session.commit()
+
+    async def suppression() -> str | None:
+        async with database.session() as session:
+            contact = await session.get(Contact, contact_id, populate_existing=True)
+            assert contact is not None
+            return contact.email_suppressed
+
+    await api.put(f"/v1/contacts/{contact_id}", json={"email": "old@example.com"})
+    assert await suppression() == "hard_bounce"
+    await api.put(f"/v1/contacts/{contact_id}", json={"locale": "it-IT"})
+    assert await suppression() == "hard_bounce"
+    await api.put(f"/v1/contacts/{contact_id}", json={"email": "new@example.com"})
+    assert await suppression() is None
