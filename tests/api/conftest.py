@@ -9,28 +9,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import JourneyActivities, TemplateRenderer
-from api import create_app
-from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from persistence import Database
 from tests.api.helpers import API_KEY, SentMessages
-from workflows import catalog
-from workflows.contracts import SEND_MESSAGE, SendRequest, SendResult
-
-
-class _UnusedMailer:
-    async def send(self, message: EmailMessage) -> None:
-        raise AssertionError("sends are captured before any mailer is reached")
+from tests.support import capturing_worker, running_app
 
 
 @pytest.fixture
@@ -43,28 +31,7 @@ async def sent(
     dev_env: WorkflowEnvironment, database: Database, settings: Settings
 ) -> AsyncIterator[SentMessages]:
     """Run a worker for this test's task queue; yields the captured sends."""
-    captured = SentMessages()
-
-    @activity.defn(name=SEND_MESSAGE)
-    async def send_message(request: SendRequest) -> SendResult:
-        captured.append(request)
-        return SendResult(message_id=request.message_id, status="sent")
-
-    real = JourneyActivities(
-        database=database,
-        settings=settings,
-        renderer=TemplateRenderer.from_settings(settings),
-        mailer=_UnusedMailer(),
-        starter=EnrollmentService(
-            client=dev_env.client, database=database, settings=settings
-        ).start,
-    )
-    async with Worker(
-        dev_env.client,
-        task_queue=settings.task_queue,
-        workflows=catalog.all_versions(),
-        activities=[send_message, real.read_contact, real.record_lifecycle, real.start_journey],
-    ):
+    async with capturing_worker(dev_env.client, database, settings) as captured:
         yield captured
 
 
@@ -72,8 +39,7 @@ async def sent(
 async def app(
     dev_env: WorkflowEnvironment, database: Database, settings: Settings
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, client=dev_env.client, database=database)
-    async with app.router.lifespan_context(app):
+    async with running_app(settings, dev_env.client, database) as app:
         yield app
 
 

@@ -8,32 +8,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from email.message import EmailMessage
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities import JourneyActivities, TemplateRenderer
-from api import create_app
-from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from persistence import Database
 from tests.api.helpers import API_KEY, SentMessages
-from workflows import catalog
-from workflows.contracts import SEND_MESSAGE, SendRequest, SendResult
+from tests.support import capturing_worker, running_app
 
 from .helpers import FEEDBACK_SECRET, MAILGUN_KEY
 
 BASE_URL = "http://journeyman.test"
-
-
-class _UnusedMailer:
-    async def send(self, message: EmailMessage) -> None:
-        raise AssertionError("sends are captured before any mailer is reached")
 
 
 @pytest.fixture
@@ -51,8 +39,7 @@ def settings(database_url: str, task_queue: str) -> Settings:
 async def app(
     dev_env: WorkflowEnvironment, database: Database, settings: Settings
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, client=dev_env.client, database=database)
-    async with app.router.lifespan_context(app):
+    async with running_app(settings, dev_env.client, database) as app:
         yield app
 
 
@@ -68,28 +55,7 @@ async def worker(
     dev_env: WorkflowEnvironment, database: Database, settings: Settings
 ) -> AsyncIterator[SentMessages]:
     """A worker for this test's task queue running every journey; sends are captured."""
-    captured = SentMessages()
-
-    @activity.defn(name=SEND_MESSAGE)
-    async def send_message(request: SendRequest) -> SendResult:
-        captured.append(request)
-        return SendResult(message_id=request.message_id, status="sent")
-
-    real = JourneyActivities(
-        database=database,
-        settings=settings,
-        renderer=TemplateRenderer.from_settings(settings),
-        mailer=_UnusedMailer(),
-        starter=EnrollmentService(
-            client=dev_env.client, database=database, settings=settings
-        ).start,
-    )
-    async with Worker(
-        dev_env.client,
-        task_queue=settings.task_queue,
-        workflows=catalog.all_versions(),
-        activities=[send_message, real.read_contact, real.record_lifecycle, real.start_journey],
-    ):
+    async with capturing_worker(dev_env.client, database, settings) as captured:
         yield captured
 
 

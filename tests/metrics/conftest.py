@@ -9,10 +9,10 @@ import pytest
 from fastapi import FastAPI
 from temporalio.testing import WorkflowEnvironment
 
-from api import create_app
 from journeyman.settings import Settings
 from persistence import Database
 from tests.metrics.helpers import API_KEY
+from tests.support import running_app
 
 
 @pytest.fixture
@@ -24,8 +24,7 @@ def settings(database_url: str, task_queue: str) -> Settings:
 async def app(
     dev_env: WorkflowEnvironment, database: Database, settings: Settings
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, client=dev_env.client, database=database)
-    async with app.router.lifespan_context(app):
+    async with running_app(settings, dev_env.client, database) as app:
         yield app
 
 

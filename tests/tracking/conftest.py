@@ -15,11 +15,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, TemplateRenderer
-from api import create_app
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database, Message
+from tests.support import running_app
 from workflows import catalog
 from workflows.runtime import Journey
 
@@ -67,8 +67,7 @@ def settings(database_url: str, task_queue: str, tmp_path: Path, sink: SmtpSink)
 async def app(
     dev_env: WorkflowEnvironment, database: Database, settings: Settings
 ) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, client=dev_env.client, database=database)
-    async with app.router.lifespan_context(app):
+    async with running_app(settings, dev_env.client, database) as app:
         yield app
 
 
