@@ -66,6 +66,16 @@ async def _session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 
+
+def is_api_key(settings: Settings, given: bytes) -> bool:
+    """Whether `given` is one of the configured keys. Every key is compared, in constant time
+    each, so timing tells nothing about the keys."""
+    matched = False
+    for key in settings.api_keys:
+        matched |= hmac.compare_digest(given, key.encode())
+    return bool(given) and matched
+
+
 # auto_error=False: a missing or non-Bearer header gets our 401 with WWW-Authenticate rather
 # than the default answer; declaring the scheme still gives /docs its "Authorize" button.
 _bearer = HTTPBearer(auto_error=False, description="An API key from JOURNEYMAN_API_KEYS.")
@@ -76,11 +86,7 @@ def require_api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     given = credentials.credentials.encode() if credentials else b""
-    # Compare against every key, in constant time each, so timing tells nothing about keys.
-    matched = False
-    for key in settings.api_keys:
-        matched |= hmac.compare_digest(given, key.encode())
-    if not given or not matched:
+    if not is_api_key(settings, given):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid API key: send 'Authorization: Bearer <key>'",

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
-from api.deps import PagesDep, SessionDep, SettingsDep
+from api.deps import PagesDep, SessionDep, SettingsDep, is_api_key
 from api.routers.stats import StatsFilterDep
 from api.schemas.common import ErrorOut
 from api.schemas.stats import JourneyStatsOut
@@ -41,12 +40,7 @@ def _given_key(authorization: str) -> bytes:
 
 
 def require_report_key(request: Request, settings: SettingsDep) -> None:
-    given = _given_key(request.headers.get("authorization", ""))
-    # As in api.deps: every key compared in constant time, so timing tells nothing about keys.
-    matched = False
-    for key in settings.api_keys:
-        matched |= hmac.compare_digest(given, key.encode())
-    if not given or not matched:
+    if not is_api_key(settings, _given_key(request.headers.get("authorization", ""))):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid API key: log in with the API key as password, or send "
