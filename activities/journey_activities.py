@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import update
@@ -71,8 +71,9 @@ from activities.policy import (
 )
 from activities.rendering import TemplateRenderer
 from activities.tracking import tracked_links
+from journeyman.scoring import decayed
 from journeyman.settings import FrequencyCap, Settings
-from persistence import Contact, Database, Enrollment, EnrollmentStep, Message
+from persistence import Contact, Database, Enrollment, EnrollmentStep, LeadScore, Message
 from persistence.models import CONSENT_CHANNELS
 from workflows.contracts import (
     ERR_JOURNEY_DEFINITION,
@@ -400,10 +401,17 @@ class JourneyActivities:
 
     @activity.defn(name=READ_CONTACT)
     async def read_contact(self, request: ContactRequest) -> ContactSnapshot:
-        contact = await self._find_contact(request.contact_id)
+        async with self.database.session() as session:
+            contact = await session.get(Contact, request.contact_id)
+            score = await session.get(LeadScore, request.contact_id)
         if contact is None:
             return ContactSnapshot(contact_id=request.contact_id, exists=False)
-        return _snapshot(contact)
+        snapshot = _snapshot(contact)
+        if score is not None:
+            half_life = timedelta(days=self.settings.score_half_life_days)
+            snapshot.score = decayed(score.points, score.as_of, datetime.now(UTC), half_life)
+            snapshot.qualified = score.qualified
+        return snapshot
 
     async def _find_contact(self, contact_id: str) -> Contact | None:
         async with self.database.session() as session:
@@ -499,6 +507,7 @@ def _snapshot(contact: Contact) -> ContactSnapshot:
         locale=contact.locale,
         attributes=dict(contact.attributes),
         consent={channel: contact.has_consent(channel) for channel in CONSENT_CHANNELS},
+        lifecycle_stage=contact.lifecycle_stage,
     )
 
 

@@ -13,11 +13,13 @@ from api.errors import install_error_handlers
 from api.pages import Pages
 from api.routers import (
     contacts,
+    crm_webhooks,
     events,
     health,
     journeys,
     metrics,
     reports,
+    scores,
     stats,
     tracking,
     unsubscribe,
@@ -76,7 +78,13 @@ def create_app(
     # the report (a browser: HTTP Basic with the API key) and metrics (a scraper: bearer)
     # check the key on their own routes.
     # Provider webhooks (/v1/webhooks) check the provider's signature or secret instead.
-    for public in (tracking.router, reports.router, metrics.router, webhooks.router):
+    for public in (
+        tracking.router,
+        reports.router,
+        metrics.router,
+        webhooks.router,
+        crm_webhooks.router,
+    ):
         app.include_router(public)
     v1 = APIRouter(
         prefix="/v1",
@@ -86,7 +94,13 @@ def create_app(
             503: {"model": ErrorOut, "description": "Database or Temporal unreachable."},
         },
     )
-    for router in (contacts.router, events.router, journeys.router, stats.router):
+    for router in (
+        contacts.router,
+        scores.router,
+        events.router,
+        journeys.router,
+        stats.router,
+    ):
         v1.include_router(router)
     app.include_router(v1)
     return app

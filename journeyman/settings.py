@@ -83,6 +83,35 @@ class Settings(BaseSettings):
     # can be long, so this is minutes, not seconds.
     mailgun_max_age_seconds: int = 900
 
+    # Lead scoring (issue 5). The rules are code (`journeyman/scoring/rules.py`); these tune
+    # the model: points halve every `score_half_life_days`; crossing `score_qualify_at`
+    # upward emits `lead.qualified`, falling under `score_disqualify_below` emits
+    # `lead.disqualified` (the gap between them keeps a score hovering at one line quiet).
+    score_half_life_days: float = Field(default=30.0, gt=0)
+    score_qualify_at: float = 50.0
+    score_disqualify_below: float = 30.0
+
+    # CRM sync (issue 5): "none", "hubspot" or "webhook" (a generic signed JSON endpoint).
+    crm: Literal["none", "hubspot", "webhook"] = "none"
+    hubspot_api_url: str = "https://api.hubapi.com"
+    # A HubSpot private app's access token (sent as a bearer token).
+    hubspot_token: str = ""
+    # The HubSpot app's client secret: verifies X-HubSpot-Signature-v3 on inbound webhooks.
+    hubspot_client_secret: str = ""
+    # The generic connector POSTs signed JSON here; inbound CRM webhooks in the generic format
+    # are verified with the same secret.
+    crm_webhook_url: str = ""
+    crm_webhook_secret: str = "dev-crm-secret"
+    # Field mapping override, "local>remote:direction,..." (direction push, pull or both);
+    # empty uses the mapping in `journeyman/crm/mapping.py`.
+    crm_fields: str = ""
+    # Changes to one contact within this window go to the CRM as one call.
+    crm_sync_window_seconds: float = Field(default=10.0, ge=0)
+    # Contacts per outbound batch call (HubSpot's batch endpoints take at most 100).
+    crm_batch_size: int = Field(default=100, ge=1, le=100)
+    # Where internal "a lead qualified" emails go (besides the CRM task for the owner).
+    sales_email: str = "sales@localhost"
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -151,6 +180,10 @@ class Settings(BaseSettings):
                 raise ValueError("JOURNEYMAN_SECRET_KEY must be set in production")
             if DEV_API_KEY in self.api_keys:
                 raise ValueError("JOURNEYMAN_API_KEYS must not contain the dev key in production")
+        if self.score_disqualify_below > self.score_qualify_at:
+            raise ValueError(
+                "JOURNEYMAN_SCORE_DISQUALIFY_BELOW must not exceed JOURNEYMAN_SCORE_QUALIFY_AT"
+            )
         if not self.api_keys:
             raise ValueError("JOURNEYMAN_API_KEYS must name at least one key")
         return self

@@ -3,21 +3,33 @@
 from persistence.db import Database, async_url, create_database, migrate
 from persistence.models import (
     Contact,
+    CrmFieldState,
+    CrmInboundEvent,
+    CrmOutbox,
+    CrmTask,
     Engagement,
     Enrollment,
     EnrollmentStep,
     EventRecord,
+    LeadScore,
     Message,
+    ScoreChange,
 )
 
 __all__ = [
     "Contact",
+    "CrmFieldState",
+    "CrmInboundEvent",
+    "CrmOutbox",
+    "CrmTask",
     "Database",
     "Engagement",
     "Enrollment",
     "EnrollmentStep",
     "EventRecord",
+    "LeadScore",
     "Message",
+    "ScoreChange",
     "async_url",
     "create_database",
     "migrate",

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, UniqueConstraint, true
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlmodel import Field, SQLModel
 
 from workflows.contracts import Event
@@ -51,6 +61,11 @@ class Contact(SQLModel, table=True):
     consent_updated_at: datetime | None = _ts()
     # Why email is suppressed for good (hard_bounce, complaint), set by provider feedback.
     email_suppressed: str | None = Field(default=None, max_length=40)
+    # Marketing lifecycle stage, in HubSpot's vocabulary (subscriber, lead,
+    # marketingqualifiedlead, salesqualifiedlead, opportunity, customer, evangelist, other).
+    lifecycle_stage: str | None = Field(default=None, max_length=40)
+    # The contact's id in the CRM, learnt from the first sync; inbound CRM webhooks name it.
+    crm_id: str | None = Field(default=None, max_length=100, index=True)
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
@@ -195,3 +210,121 @@ class Engagement(SQLModel, table=True):
     url: str | None = Field(default=None, max_length=2000)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class LeadScore(SQLModel, table=True):
+    """A contact's lead score: `points` as of `as_of`; decay since then is applied on read.
+
+    `qualified` is the hysteresis state: set when the score reached the qualify line, cleared
+    when it fell under the disqualify line, so each crossing emits its event once.
+    """
+
+    __tablename__ = "lead_scores"
+
+    contact_id: str = Field(primary_key=True, max_length=200)
+    points: float = 0.0
+    as_of: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    qualified: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    updated_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class ScoreChange(SQLModel, table=True):
+    """One scored event (or a threshold noticed by decay alone): the score history.
+
+    Unique per contact and `event_id`, which makes applying an event idempotent.
+    """
+
+    __tablename__ = "score_changes"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "event_id", name="uq_score_changes_event"),
+        Index("ix_score_changes_contact_at", "contact_id", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: str = Field(max_length=200)
+    event_id: str = Field(max_length=200)
+    event_name: str = Field(max_length=200)
+    # Rule name -> points it gave (after its daily cap), so caps can be summed per rule.
+    rule_points: dict[str, float] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    delta: float = 0.0
+    # The score right after this change (decayed to `at`).
+    score: float = 0.0
+    # A threshold event this change emitted: lead.qualified / lead.disqualified, or None.
+    emitted: str | None = Field(default=None, max_length=200)
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CrmOutbox(SQLModel, table=True):
+    """A contact whose pushed fields changed and still has to reach the CRM (one row each).
+
+    Many changes to one contact update one row, so they leave as one call; a push removes the
+    row only if nothing changed after it read the contact (`changed_at` unchanged).
+    """
+
+    __tablename__ = "crm_outbox"
+    __table_args__ = (Index("ix_crm_outbox_status_changed", "status", "changed_at"),)
+
+    contact_id: str = Field(primary_key=True, max_length=200)
+    # pending -> (pushed: row deleted) | failed (the CRM refused it: a validation error).
+    status: str = Field(default="pending", max_length=20)
+    first_changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    changed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    last_error: str | None = Field(default=None, max_length=2000)
+
+
+class CrmFieldState(SQLModel, table=True):
+    """When a mapped field last changed and on which side: the "newer timestamp wins" rule."""
+
+    __tablename__ = "crm_field_state"
+
+    contact_id: str = Field(primary_key=True, max_length=200)
+    field: str = Field(primary_key=True, max_length=200)
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # "local" (Journeyman changed it: push it) or "crm" (it came from the CRM: do not echo).
+    source: str = Field(max_length=10)
+
+
+class CrmTask(SQLModel, table=True):
+    """A task for the contact's owner in the CRM (a sales notification), created by the sync.
+
+    `id` is the notifying step's stable id, so a retried step queues one task.
+    """
+
+    __tablename__ = "crm_tasks"
+    __table_args__ = (Index("ix_crm_tasks_status", "status", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=700)
+    contact_id: str = Field(max_length=200, index=True)
+    journey: str = Field(max_length=200)
+    subject: str = Field(max_length=500)
+    body: str = Field(default="", max_length=10000)
+    # pending -> created | failed
+    status: str = Field(default="pending", max_length=20)
+    crm_task_id: str | None = Field(default=None, max_length=100)
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    last_error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    done_at: datetime | None = _ts()
+
+
+class CrmInboundEvent(SQLModel, table=True):
+    """An inbound CRM webhook event already applied (idempotency on the CRM's event id)."""
+
+    __tablename__ = "crm_inbound_events"
+
+    id: str = Field(primary_key=True, max_length=300)
+    contact_id: str | None = Field(default=None, max_length=200)
+    # Field -> value it applied; fields refused by the conflict rule are left out.
+    applied: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    received_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )

@@ -30,6 +30,7 @@ NEXT_LOCAL_TIME = "next_local_time"
 READ_CONTACT = "read_contact"
 RECORD_LIFECYCLE = "record_lifecycle"
 START_JOURNEY = "start_journey"
+NOTIFY_SALES = "notify_sales"
 
 # ApplicationError types, defined once.
 ERR_JOURNEY_DEFINITION = "JourneyDefinitionError"
@@ -196,6 +197,11 @@ class ContactSnapshot:
     attributes: dict[str, Any] = field(default_factory=dict)
     # Per-channel consent for marketing messages.
     consent: dict[str, bool] = field(default_factory=dict)
+    # The lead score now (decay applied), whether the contact is a qualified lead, and the
+    # lifecycle stage (HubSpot's vocabulary: lead, marketingqualifiedlead, customer...).
+    score: float = 0.0
+    qualified: bool = False
+    lifecycle_stage: str | None = None
 
 
 @dataclass
@@ -235,3 +241,32 @@ class StartJourneyResult:
     workflow_id: str
     action: Literal["started", "signalled", "skipped"]
     reason: str | None = None
+
+
+@dataclass
+class SalesNotification:
+    """Tell sales about a contact: a task for the owner in the CRM and an internal email.
+
+    `notification_id` is stable for the step (like a message id), so a retried or replayed
+    step queues one task and sends one email.
+    """
+
+    notification_id: str
+    workflow_id: str
+    journey: str
+    step: str
+    contact_id: str
+    subject: str
+    # Template of the internal email (`templates/<template>.*`), rendered with the contact,
+    # the score and `context`; its plain-text part is the CRM task's body.
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SalesNotificationResult:
+    notification_id: str
+    # The CRM task is queued for the sync (None when no CRM is configured).
+    task_queued: bool
+    # The internal email: sent, or why not (e.g. "already_sent").
+    email: str

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         JOURNEY_STEP,
         JOURNEY_VERSION,
         NEXT_LOCAL_TIME,
+        NOTIFY_SALES,
         READ_CONTACT,
         RECORD_LIFECYCLE,
         SEND_MESSAGE,
@@ -61,6 +62,8 @@ with workflow.unsafe.imports_passed_through():
         LocalTimeResult,
         QuietHours,
         Reentry,
+        SalesNotification,
+        SalesNotificationResult,
         SendRequest,
         SendResult,
         StartJourneyRequest,
@@ -110,6 +113,9 @@ class Journey:
     quiet_hours: ClassVar[QuietHours | None] = None
     # Timezone for contacts without one (None: the global JOURNEYMAN_DEFAULT_TIMEZONE).
     timezone: ClassVar[str | None] = None
+    # A journey the contact is handed to when a goal converts them (e.g. a purchase ends lead
+    # nurturing and starts onboarding); the goal event becomes its trigger.
+    on_conversion_start: ClassVar[str | None] = None
 
     def __init__(self, enrollment: EnrollmentInput) -> None:
         self.enrollment = enrollment
@@ -124,6 +130,7 @@ class Journey:
         self._window_start: datetime | None = None
         self._status: Status = "active"
         self._ended_by: str | None = None
+        self._goal_event: Event | None = None
         self._steps_task: asyncio.Task[None] | None = None
         self._current_step: str | None = None
         self._waiting_for: list[str] = []
@@ -162,6 +169,7 @@ class Journey:
         if event.name in self.exits:
             self._end("exited", f"event:{event.name}")
         elif event.name in self.goals:
+            self._goal_event = event
             self._end("converted", f"event:{event.name}")
         elif event.name in self.waits_for:
             self._inbox.append((workflow.now(), event))
@@ -209,8 +217,23 @@ class Journey:
                     raise
         if self._status == "active":
             self._status = "completed"
+        if self._status == "converted" and self.on_conversion_start:
+            await self._hand_off(self.on_conversion_start)
         await self._finish()
         return EnrollmentResult(status=self._status, ended_by=self._ended_by, steps=self._done)
+
+    async def _hand_off(self, other: str) -> None:
+        """Start the journey a conversion leads to; a failure is logged, never a failed run."""
+        step = f"hand_off_to_{other}"
+        try:
+            result = await self._start_journey(step, other, key=None, trigger=self._goal_event)
+        except ActivityError as err:
+            workflow.logger.warning("Hand-off to %s failed: %s", other, err.cause)
+            outcome = f"failed: {_why(err)}"
+        else:
+            outcome = f"{result.action} {other}"
+        self._done.append(StepRecord(name=step, kind="start", at=workflow.now(), outcome=outcome))
+        await self._record("step", step=step, step_kind="start", outcome=outcome)
 
     async def _finish(self) -> None:
         # Where the enrollment was when it ended (None when it ran to the end), so the
@@ -487,13 +510,20 @@ class Journey:
         """Hand the contact on to another journey (its own re-entry rule applies)."""
         name = other if isinstance(other, str) else other.name
         self._begin(step, f"starting journey {name}")
+        result = await self._start_journey(step, name, key=key, trigger=self.trigger)
+        await self._complete(step, "start", f"{result.action} {name}")
+        return result
+
+    async def _start_journey(
+        self, step: str, name: str, *, key: str | None, trigger: Event | None
+    ) -> StartJourneyResult:
         result: StartJourneyResult = await workflow.execute_activity(
             START_JOURNEY,
             StartJourneyRequest(
                 journey=name,
                 contact_id=self.contact_id,
                 key=key,
-                trigger=self.trigger,
+                trigger=trigger,
                 started_by=workflow.info().workflow_id,
             ),
             result_type=StartJourneyResult,
@@ -505,7 +535,43 @@ class Journey:
             ),
             summary=f"{step}: start {name}",
         )
-        await self._complete(step, "start", f"{result.action} {name}")
+        return result
+
+    async def notify_sales(
+        self,
+        step: str,
+        *,
+        subject: str,
+        template: str,
+        context: dict[str, Any] | None = None,
+    ) -> SalesNotificationResult:
+        """Tell sales about this contact: a CRM task for the owner and an internal email.
+
+        The CRM task is queued for the CRM sync, so a CRM outage delays the task but never
+        this journey; the email goes to JOURNEYMAN_SALES_EMAIL. Both happen once per step.
+        """
+        self._begin(step, "notifying sales")
+        info = workflow.info()
+        result: SalesNotificationResult = await workflow.execute_activity(
+            NOTIFY_SALES,
+            SalesNotification(
+                notification_id=self._message_id(step),
+                workflow_id=info.workflow_id,
+                journey=self.name,
+                step=step,
+                contact_id=self.contact_id,
+                subject=subject,
+                template=template,
+                context=context or {},
+            ),
+            result_type=SalesNotificationResult,
+            start_to_close_timeout=SEND_TIMEOUT,
+            schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
+            retry_policy=SEND_RETRY,
+            summary=f"{step}: notify sales",
+        )
+        queued = "task queued" if result.task_queued else "no CRM task"
+        await self._complete(step, "notify_sales", f"{queued}, email {result.email}")
         return result
 
     # ----- bookkeeping -------------------------------------------------------------------
