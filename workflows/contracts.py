@@ -32,6 +32,18 @@ RECORD_LIFECYCLE = "record_lifecycle"
 START_JOURNEY = "start_journey"
 NOTIFY_SALES = "notify_sales"
 
+# Events only Journeyman emits: consent changes (the consent API), engagement (tracking and
+# provider feedback), lead thresholds (scoring) and CRM lifecycle changes. A backend posting
+# one would end journeys or skip scoring without the change behind it, so the events API
+# refuses these names.
+SYSTEM_EVENT_NAMES = frozenset({"unsubscribed", "subscribed"})
+SYSTEM_EVENT_PREFIXES = ("email.", "lead.", "lifecycle.")
+
+
+def is_system_event(name: str) -> bool:
+    return name in SYSTEM_EVENT_NAMES or name.startswith(SYSTEM_EVENT_PREFIXES)
+
+
 # ApplicationError types, defined once.
 ERR_JOURNEY_DEFINITION = "JourneyDefinitionError"
 ERR_UNKNOWN_JOURNEY = "UnknownJourney"

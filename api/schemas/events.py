@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from api.schemas.common import ContactId, Identifier, JsonObject
 from persistence.models import as_utc
+from workflows.contracts import is_system_event
 
 MAX_BATCH = 1000
 # Clocks drift and time zones get mangled; a day ahead is tolerated, more is a bug upstream.
@@ -34,6 +35,17 @@ class EventIn(BaseModel):
     occurred_at: datetime | None = Field(
         default=None, description="When it happened; naive times are UTC. Default: now."
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_system_event(cls, value: str) -> str:
+        if is_system_event(value):
+            raise ValueError(
+                f"'{value}' is an event Journeyman emits itself (consent, engagement, lead "
+                "score or CRM lifecycle); change the consent, contact or score instead, e.g. "
+                "PUT /v1/contacts/{contact_id}/subscriptions"
+            )
+        return value
 
     @field_validator("occurred_at")
     @classmethod

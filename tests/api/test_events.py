@@ -154,6 +154,11 @@ async def test_an_event_without_id_gets_one_and_an_unrouted_name_is_stored(
         ({"occurred_at": "yesterday-ish"}, "occurred_at"),
         ({"occurred_at": (datetime.now(UTC) + timedelta(days=2)).isoformat()}, "occurred_at"),
         ({"colour": "blue"}, "colour"),
+        # Events only Journeyman emits: posting one would fake the change behind it.
+        ({"name": "unsubscribed"}, "name"),
+        ({"name": "email.clicked"}, "name"),
+        ({"name": "lead.qualified"}, "name"),
+        ({"name": "lifecycle.customer"}, "name"),
     ],
 )
 async def test_invalid_events_are_422_and_not_stored(
