@@ -21,8 +21,12 @@ from temporalio.worker import Worker
 
 from activities import JourneyActivities, Mailer, SmtpMailer, Starter, TemplateRenderer
 from activities.channels import ChannelSender, build_channel_senders
+from activities.crm import CrmConnector, build_crm_connector
+from activities.crm_sync import crm_parts
 from activities.metrics import SendLatencyInterceptor, worker_runtime
+from activities.scoring import scoring_parts
 from activities.timing import TimingActivities
+from journeyman.crm.start import ensure_crm_sync
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.temporal import connect_when_ready, ensure_search_attributes
@@ -46,8 +50,10 @@ def build_worker(
     mailer: Mailer,
     starter: Starter,
     senders: Mapping[str, ChannelSender] | None = None,
+    crm: CrmConnector | None = None,
 ) -> Worker:
-    """A worker on `settings.task_queue` for every journey version in the catalog.
+    """A worker on `settings.task_queue` for every journey version in the catalog, the lead
+    scorer and, with a `crm` connector, the CRM sync.
 
     Old versions stay registered so that enrollments started before a new version shipped
     finish on the code they began with. Email goes through `mailer`; `senders` adds the other
@@ -62,10 +68,18 @@ def build_worker(
         starter=starter,
     )
     timing = TimingActivities(database=database, settings=settings)
+    # Threshold events (lead.qualified...) the scorer emits route like any event.
+    router = EnrollmentService(client=client, database=database, settings=settings)
+    features = [
+        scoring_parts(database=database, settings=settings, router=router),
+        crm_parts(
+            database=database, settings=settings, renderer=renderer, mailer=mailer, connector=crm
+        ),
+    ]
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=catalog.all_versions(),
+        workflows=[*catalog.all_versions(), *(w for part in features for w in part.workflows)],
         # `record_lifecycle` runs as a local activity; the SDK serves local and normal
         # activities from this one list.
         activities=[
@@ -74,6 +88,7 @@ def build_worker(
             acts.start_journey,
             acts.record_lifecycle,
             timing.next_local_time,
+            *(a for part in features for a in part.activities),
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         # Times each send; exported only when the client's runtime exports metrics.
@@ -95,6 +110,7 @@ async def run_worker(settings: Settings) -> None:
     # One HTTP client for every provider call, so connections are pooled across sends.
     http = httpx.AsyncClient()
     try:
+        crm = build_crm_connector(settings, http)
         service = EnrollmentService(client=client, database=database, settings=settings)
         renderer = TemplateRenderer.from_settings(settings)
         worker = build_worker(
@@ -105,7 +121,9 @@ async def run_worker(settings: Settings) -> None:
             mailer=SmtpMailer.from_settings(settings),
             starter=service.start,
             senders=build_channel_senders(settings, renderer, http),
+            crm=crm,
         )
+        await ensure_crm_sync(client, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from journeyman.scoring.starter import is_scored, signal_scorer
 from journeyman.settings import Settings
 from persistence import Database, Enrollment, EventRecord
 from persistence.models import as_utc
@@ -323,6 +324,10 @@ class EnrollmentService:
                 reached.add(workflow_id)
                 if await self._signal(workflow_id, EVENT_SIGNAL, event):
                     results.append(StartJourneyResult(cls.name, workflow_id, "signalled"))
+        if is_scored(event):
+            # Lead scoring: the contact's scorer workflow applies the points (it is not a
+            # journey, so it is not among the results).
+            await signal_scorer(self._client, self._settings.task_queue, event)
         return results
 
     async def _listening_ids(self, cls: type[Journey], event: Event) -> list[str]:

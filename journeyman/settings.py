@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from journeyman.crm.mapping import FieldMapping
+
 DEV_API_KEY = "dev-key"
 DEV_SECRET_KEY = "dev-secret-change-me"
 DEV_FEEDBACK_SECRET = "dev-feedback-secret"
@@ -163,6 +165,13 @@ class Settings(BaseSettings):
     @classmethod
     def _caps_shape(cls, value: str) -> str:
         parse_caps(value)
+        return value
+
+    @field_validator("crm_fields")
+    @classmethod
+    def _crm_mapping_shape(cls, value: str) -> str:
+        # Refused at start-up, not on the first contact update that reads the mapping.
+        FieldMapping.parse(value)
         return value
 
     @property

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, TemplateRenderer
+from activities.scoring import scoring_parts
 from api import create_app
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
@@ -57,10 +58,22 @@ async def capturing_worker(
         mailer=_UnusedMailer(),
         starter=EnrollmentService(client=client, database=database, settings=settings).start,
     )
+    # Routing starts a contact's lead scorer for scored events (clicks, unsubscribes...).
+    scoring = scoring_parts(
+        database=database,
+        settings=settings,
+        router=EnrollmentService(client=client, database=database, settings=settings),
+    )
     async with Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=catalog.all_versions(),
-        activities=[send_message, real.read_contact, real.record_lifecycle, real.start_journey],
+        workflows=[*catalog.all_versions(), *scoring.workflows],
+        activities=[
+            send_message,
+            real.read_contact,
+            real.record_lifecycle,
+            real.start_journey,
+            *scoring.activities,
+        ],
     ):
         yield captured

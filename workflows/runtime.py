@@ -549,27 +549,42 @@ class Journey:
 
         The CRM task is queued for the CRM sync, so a CRM outage delays the task but never
         this journey; the email goes to JOURNEYMAN_SALES_EMAIL. Both happen once per step.
+        A notification that fails for good (a template error, a day of errors) is recorded
+        as the step's outcome `failed: <error type>` and the journey goes on.
         """
         self._begin(step, "notifying sales")
         info = workflow.info()
-        result: SalesNotificationResult = await workflow.execute_activity(
-            NOTIFY_SALES,
-            SalesNotification(
-                notification_id=self._message_id(step),
-                workflow_id=info.workflow_id,
-                journey=self.name,
-                step=step,
-                contact_id=self.contact_id,
-                subject=subject,
-                template=template,
-                context=context or {},
-            ),
-            result_type=SalesNotificationResult,
-            start_to_close_timeout=SEND_TIMEOUT,
-            schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
-            retry_policy=SEND_RETRY,
-            summary=f"{step}: notify sales",
+        notification = SalesNotification(
+            notification_id=self._message_id(step),
+            workflow_id=info.workflow_id,
+            journey=self.name,
+            step=step,
+            contact_id=self.contact_id,
+            subject=subject,
+            template=template,
+            context=context or {},
         )
+        try:
+            result: SalesNotificationResult = await workflow.execute_activity(
+                NOTIFY_SALES,
+                notification,
+                result_type=SalesNotificationResult,
+                start_to_close_timeout=SEND_TIMEOUT,
+                schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
+                retry_policy=SEND_RETRY,
+                summary=f"{step}: notify sales",
+            )
+        except ActivityError as err:
+            if self._status != "active" or isinstance(err.cause, CancelledError):
+                raise  # the enrollment ended while the notification was in flight
+            # Like a failed send: recorded on the step, and the journey goes on (the contact
+            # still gets what comes next), rather than the whole enrollment failing.
+            workflow.logger.warning("Sales notification %s failed for good: %s", step, err.cause)
+            failed = f"failed: {_why(err)}"
+            await self._complete(step, "notify_sales", failed)
+            return SalesNotificationResult(
+                notification_id=notification.notification_id, task_queued=False, email=failed
+            )
         queued = "task queued" if result.task_queued else "no CRM task"
         await self._complete(step, "notify_sales", f"{queued}, email {result.email}")
         return result

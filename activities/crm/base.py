@@ -103,3 +103,7 @@ class InboundChange:
     remote_field: str
     value: PropertyValue
     occurred_at: datetime
+
+
+class InvalidInboundPayload(ValueError):
+    """An inbound CRM webhook body that is not in the expected format (answer it with a 400)."""

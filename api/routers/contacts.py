@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import AfterValidator
 
-from api.deps import ConsentDep, DatabaseDep, EnrollmentsDep, SessionDep
+from api.deps import ConsentDep, DatabaseDep, EnrollmentsDep, SessionDep, SettingsDep
 from api.routers.events import routing_public
 from api.schemas.common import ContactId, ErrorOut
 from api.schemas.contacts import (
@@ -22,6 +22,7 @@ from api.schemas.journeys import EnrollmentPublic, ExitIn, ExitOut, StepPublic
 from api.schemas.messages import DEFAULT_PAGE, MAX_PAGE, MessagePage, MessagePublic
 from api.services.contacts import get_contact, upsert_contact
 from api.services.messages import check_cursor, contact_messages
+from journeyman.crm.mapping import crm_mapping
 from journeyman.enrollments import ContactEnrollment
 from journeyman.unsubscribe import ConsentState
 from persistence import Contact
@@ -43,6 +44,7 @@ async def put_contact(
     session: SessionDep,
     database: DatabaseDep,
     consent: ConsentDep,
+    settings: SettingsDep,
     response: Response,
 ) -> ContactPublic:
     """Create or update a contact: 201 when created, 200 when updated.
@@ -52,7 +54,11 @@ async def put_contact(
     is an event); a new contact simply starts with the consent given.
     """
     contact, created = await upsert_contact(
-        session=session, dialect=database.dialect, contact_id=contact_id, contact_in=contact_in
+        session=session,
+        dialect=database.dialect,
+        contact_id=contact_id,
+        contact_in=contact_in,
+        crm_mapping=crm_mapping(settings),
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
@@ -152,6 +158,7 @@ def _contact_public(contact: Contact) -> ContactPublic:
         timezone=contact.timezone,
         locale=contact.locale,
         attributes=contact.attributes,
+        lifecycle_stage=contact.lifecycle_stage,
         subscriptions=_subscriptions(contact),
         consent_updated_at=contact.consent_updated_at,
         created_at=contact.created_at,

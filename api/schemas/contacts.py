@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -43,6 +43,19 @@ Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9][0-9 
 TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_iana_timezone)]
 Locale = Annotated[
     str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{1,8})*$")
+]
+
+
+# HubSpot's lifecycle stages (its internal values), the vocabulary of the CRM sync.
+LifecycleStage = Literal[
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
 ]
 
 
@@ -95,6 +108,10 @@ class ContactUpsert(ContactBase):
 
     model_config = ConfigDict(extra="forbid")
 
+    lifecycle_stage: LifecycleStage | None = Field(
+        default=None,
+        description="Marketing lifecycle stage, in HubSpot's vocabulary; synced with the CRM.",
+    )
     subscriptions: SubscriptionsUpdate | None = Field(
         default=None,
         description="Consent per channel, as `PUT .../subscriptions` sets it: a new contact "
@@ -112,6 +129,8 @@ class ContactUpsert(ContactBase):
 
 class ContactPublic(ContactBase):
     contact_id: ContactId
+    # Any text: a CRM may send custom stages of its own.
+    lifecycle_stage: str | None = None
     subscriptions: Subscriptions
     consent_updated_at: UtcDatetime | None
     created_at: UtcDatetime

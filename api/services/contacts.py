@@ -8,6 +8,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.schemas.contacts import ContactUpsert
 from api.services.sql import insert_if_absent
+from journeyman.crm.mapping import FieldMapping
+from journeyman.crm.outbox import mark_changed
+from journeyman.crm.values import changed_fields, local_fields
 from persistence import Contact
 from persistence.models import utcnow
 
@@ -19,13 +22,21 @@ class ContactNotFoundError(LookupError):
 
 
 async def upsert_contact(
-    *, session: AsyncSession, dialect: str, contact_id: str, contact_in: ContactUpsert
+    *,
+    session: AsyncSession,
+    dialect: str,
+    contact_id: str,
+    contact_in: ContactUpsert,
+    crm_mapping: FieldMapping | None = None,
 ) -> tuple[Contact, bool]:
     """Create the contact or update the fields the request names; True when created.
 
     A new contact starts with the consent the request gives. Consent of an existing contact is
-    not touched here: changing it records events (`ConsentService.change`).
+    not touched here: changing it records events (`ConsentService.change`). Fields the CRM
+    mapping pushes that actually changed are marked for the CRM sync in the same transaction.
     """
+    existing = await session.get(Contact, contact_id)
+    before = local_fields(existing) if existing is not None else {}
     fields = contact_in.model_dump(exclude_unset=True, exclude={"subscriptions"})
     consent = {
         f"{channel}_consent": subscribed
@@ -60,6 +71,10 @@ async def upsert_contact(
             .where(col(Contact.contact_id) == contact_id)
             .values(**fields, updated_at=now)
         )
+    contact = await get_contact(session=session, contact_id=contact_id)
+    mapping = crm_mapping or FieldMapping.default()
+    changed = mapping.pushed_locals(changed_fields(before, local_fields(contact)))
+    await mark_changed(session, dialect, contact_id=contact_id, fields=changed, at=now)
     await session.commit()
     return await get_contact(session=session, contact_id=contact_id), is_new
 

@@ -25,6 +25,11 @@ WRONG_HEADERS = [
 ]
 
 
+# Under /v1 but outside the API key: the caller (a CRM) signs its requests instead; checked
+# in the test below and in tests/crm_sync/test_inbound.py.
+SIGNED_ROUTES = {"/v1/webhooks/crm"}
+
+
 def v1_routes(app: FastAPI) -> list[tuple[str, str]]:
     """Every (method, concrete path) under /v1, read from the app so none can be missed."""
     routes: list[tuple[str, str]] = []
@@ -49,6 +54,7 @@ def test_the_v1_surface_is_what_the_issue_lists(app: FastAPI) -> None:
         ("GET", "/v1/contacts/c-auth"),
         ("GET", "/v1/contacts/c-auth/journeys"),
         ("GET", "/v1/contacts/c-auth/messages"),
+        ("GET", "/v1/contacts/c-auth/score"),
         ("PUT", "/v1/contacts/c-auth/subscriptions"),
         ("POST", "/v1/contacts/c-auth/journeys/welcome_series/exit"),
         ("POST", "/v1/events"),
@@ -57,6 +63,7 @@ def test_the_v1_surface_is_what_the_issue_lists(app: FastAPI) -> None:
         ("POST", "/v1/journeys/welcome_series/enrollments"),
         ("GET", "/v1/journeys/welcome_series/stats"),
         ("POST", "/v1/webhooks/email"),
+        ("POST", "/v1/webhooks/crm"),
     }
 
 
@@ -97,11 +104,23 @@ async def test_every_v1_route_refuses_a_missing_or_wrong_key(
     app: FastAPI, anonymous: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:
     for method, path in v1_routes(app):
+        if path in SIGNED_ROUTES:
+            continue
         # An invalid body too: the key is checked before anything else is looked at.
         response = await anonymous.request(method, path, headers=headers, content=b"{not json")
         assert response.status_code == 401, (method, path, response.text)
         assert response.headers["www-authenticate"] == "Bearer"
         assert "API key" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("headers", WRONG_HEADERS, ids=lambda h: h.get("Authorization", "none"))
+async def test_the_crm_webhook_wants_a_signature_not_a_key(
+    anonymous: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    for with_key in (headers, {"Authorization": f"Bearer {API_KEY}"}):
+        response = await anonymous.post("/v1/webhooks/crm", headers=with_key, content=b"{not json")
+        assert response.status_code == 401, response.text
+        assert "signature" in response.json()["detail"]
 
 
 async def test_any_configured_key_is_accepted(anonymous: httpx.AsyncClient) -> None:

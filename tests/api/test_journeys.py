@@ -28,7 +28,13 @@ from workflows.welcome_series import WelcomeSeries
 
 async def test_the_catalog_lists_every_journey_as_declared(api: httpx.AsyncClient) -> None:
     journeys = {j["name"]: j for j in (await api.get("/v1/journeys")).json()}
-    assert sorted(journeys) == ["abandoned_cart", "post_purchase", "welcome_series"]
+    assert sorted(journeys) == [
+        "abandoned_cart",
+        "lead_nurturing",
+        "onboarding",
+        "post_purchase",
+        "welcome_series",
+    ]
     # Versions and wording change as journeys evolve; they must match the newest class.
     newest = catalog.get("abandoned_cart")
     assert journeys["abandoned_cart"] == {
@@ -44,6 +50,8 @@ async def test_the_catalog_lists_every_journey_as_declared(api: httpx.AsyncClien
         "reentry": "after_exit",
     }
     assert journeys["welcome_series"]["reentry"] == "never"
+    assert journeys["lead_nurturing"]["waits_for"] == ["lead.qualified", "demo_attended"]
+    assert journeys["onboarding"]["triggers"] == ["lifecycle.customer"]
 
 
 async def test_a_manual_enrollment_starts_once(

@@ -14,7 +14,10 @@ from temporalio.worker import Worker
 
 from activities import JourneyActivities, SmtpMailer, TemplateRenderer
 from activities.channels import build_channel_senders
+from activities.crm import build_crm_connector
+from journeyman.crm.contracts import PUSH_DUE
 from journeyman.enrollments import EnrollmentService
+from journeyman.scoring.contracts import APPLY_SCORE_EVENT, CHECK_SCORE_DECAY
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from journeyman.temporal import ensure_search_attributes, missing_search_attributes
@@ -24,6 +27,7 @@ from worker import build_worker
 from workflows import catalog
 from workflows.contracts import (
     NEXT_LOCAL_TIME,
+    NOTIFY_SALES,
     READ_CONTACT,
     RECORD_LIFECYCLE,
     SEARCH_ATTRIBUTES,
@@ -31,12 +35,14 @@ from workflows.contracts import (
     START_JOURNEY,
     StartJourneyRequest,
 )
+from workflows.crm_sync import CrmSync
+from workflows.lead_scoring import LeadScorer
 
 
 def _worker(
     client: Client, settings: Settings, database: Database, http: httpx.AsyncClient
 ) -> Worker:
-    """Built as `run_worker` builds it, from real parts."""
+    """Built as `run_worker` builds it, from real parts (the CRM connector too)."""
     service = EnrollmentService(client=client, database=database, settings=settings)
     renderer = TemplateRenderer.from_settings(settings)
     return build_worker(
@@ -47,6 +53,7 @@ def _worker(
         mailer=SmtpMailer.from_settings(settings),
         starter=service.start,
         senders=build_channel_senders(settings, renderer, http),
+        crm=build_crm_connector(settings, http),
     )
 
 
@@ -57,7 +64,8 @@ async def test_build_worker_registers_every_catalog_journey_and_activity(
     async with httpx.AsyncClient() as http:
         config = _worker(time_env.client, settings, database, http).config()
     assert config["task_queue"] == task_queue
-    assert set(config["workflows"]) == set(catalog.all_versions())
+    # No CRM configured: the scorer, but no CRM sync (notify_sales still works, by email).
+    assert set(config["workflows"]) == {*catalog.all_versions(), LeadScorer}
     by_name = {
         getattr(fn, "__temporal_activity_definition").name: fn for fn in config["activities"]
     }
@@ -67,11 +75,27 @@ async def test_build_worker_registers_every_catalog_journey_and_activity(
         START_JOURNEY,
         RECORD_LIFECYCLE,
         NEXT_LOCAL_TIME,
+        NOTIFY_SALES,
+        APPLY_SCORE_EVENT,
+        CHECK_SCORE_DECAY,
     }
     # Every channel a journey may use has its adapter.
     acts = cast(MethodType, by_name[SEND_MESSAGE]).__self__
     assert isinstance(acts, JourneyActivities)
     assert set(acts.senders) == {"email", "sms", "push", "webhook"}
+
+
+async def test_with_a_crm_the_worker_also_runs_the_crm_sync(
+    time_env: WorkflowEnvironment, database: Database, task_queue: str
+) -> None:
+    settings = Settings(
+        task_queue=task_queue, crm="webhook", crm_webhook_url="http://127.0.0.1:9/crm"
+    )
+    async with httpx.AsyncClient() as http:
+        config = _worker(time_env.client, settings, database, http).config()
+    assert CrmSync in set(config["workflows"])
+    names = {getattr(fn, "__temporal_activity_definition").name for fn in config["activities"]}
+    assert PUSH_DUE in names
 
 
 async def test_built_worker_runs_a_journey_end_to_end(

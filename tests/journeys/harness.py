@@ -29,6 +29,7 @@ from workflows.contracts import (
     EVENT_SIGNAL,
     EXIT_SIGNAL,
     NEXT_LOCAL_TIME,
+    NOTIFY_SALES,
     READ_CONTACT,
     RECORD_LIFECYCLE,
     SEND_MESSAGE,
@@ -45,6 +46,8 @@ from workflows.contracts import (
     LifecycleRecord,
     LocalTimeRequest,
     LocalTimeResult,
+    SalesNotification,
+    SalesNotificationResult,
     SendRequest,
     SendResult,
     StartJourneyRequest,
@@ -80,6 +83,7 @@ class Capture:
     sends: list[Sent] = field(default_factory=list)
     lifecycle: list[LifecycleRecord] = field(default_factory=list)
     starts: list[StartJourneyRequest] = field(default_factory=list)
+    notifications: list[SalesNotification] = field(default_factory=list)
     started_at: datetime | None = None
     policy: SendPolicy | None = None
     held: list[Sent] = field(default_factory=list)
@@ -131,12 +135,20 @@ class Capture:
                 action="started",
             )
 
+        @activity.defn(name=NOTIFY_SALES)
+        async def notify_sales(request: SalesNotification) -> SalesNotificationResult:
+            capture.notifications.append(request)
+            return SalesNotificationResult(
+                notification_id=request.notification_id, task_queued=True, email="sent"
+            )
+
         self.activities: list[Callable[..., Any]] = [
             send_message,
             read_contact,
             record_lifecycle,
             start_journey,
             next_local_time,
+            notify_sales,
         ]
 
     @property
@@ -194,6 +206,9 @@ async def enrolled(
     contact_id: str | None = None,
     extra_workflows: tuple[type[Journey], ...] = (),
     send_override: Callable[[SendRequest], Awaitable[SendResult]] | None = None,
+    notify_override: Callable[[SalesNotification], Awaitable[SalesNotificationResult]]
+    | None = None,
+    start_override: Callable[[StartJourneyRequest], Awaitable[StartJourneyResult]] | None = None,
 ) -> AsyncIterator[Run]:
     """Start one enrollment of `journey` for a fresh contact, triggered by its first trigger."""
     contact_id = contact_id or f"c-{uuid.uuid4().hex[:8]}"
@@ -222,6 +237,10 @@ async def enrolled(
     activities: list[Callable[..., Any]] = list(capture.activities)
     if send_override is not None:
         activities[0] = send_override
+    if notify_override is not None:
+        activities[-1] = notify_override
+    if start_override is not None:
+        activities[3] = start_override
     async with Worker(
         env.client,
         task_queue=task_queue,
