@@ -12,6 +12,7 @@ from api.deps import require_api_key
 from api.errors import install_error_handlers
 from api.pages import Pages
 from api.routers import (
+    bulk,
     contacts,
     crm_webhooks,
     events,
@@ -20,6 +21,7 @@ from api.routers import (
     metrics,
     reports,
     scores,
+    segments,
     stats,
     tracking,
     unsubscribe,
@@ -99,6 +101,8 @@ def create_app(
         scores.router,
         events.router,
         journeys.router,
+        bulk.router,
+        segments.router,
         stats.router,
     ):
         v1.include_router(router)

@@ -317,8 +317,15 @@ class EnrollmentService:
             for cls in catalog.triggered_by(event.name)
         ]
         reached = {result.workflow_id for result in results if result.action != "skipped"}
-        for cls in catalog.listening_to(event.name):
-            for workflow_id in await self._listening_ids(cls, event):
+        for cls, by_name in _listeners(event.name):
+            # A journey listening to every event asks the database which enrollments run,
+            # rather than signalling an id that most contacts do not have.
+            ids = (
+                await self._listening_ids(cls, event)
+                if by_name
+                else await self._active_ids(cls.name, event.contact_id)
+            )
+            for workflow_id in ids:
                 if workflow_id in reached:
                     continue
                 reached.add(workflow_id)
@@ -422,6 +429,15 @@ class EnrollmentService:
             # A listing is still useful without the live view (worker down, run gone).
             return None
         return state
+
+
+def _listeners(event_name: str) -> list[tuple[type[Journey], bool]]:
+    """Journey versions whose enrollments want the event: (class, listens by name)."""
+    by_name = catalog.listening_to(event_name)
+    if event_name.startswith("lead."):  # not behaviour: see ANY_EVENT
+        return [(cls, True) for cls in by_name]
+    wildcard = [cls for cls in catalog.listening_to_any() if cls not in by_name]
+    return [(cls, True) for cls in by_name] + [(cls, False) for cls in wildcard]
 
 
 def _enrollment_key(cls: type[Journey], request: StartJourneyRequest) -> str | None:

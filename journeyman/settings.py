@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     # Where internal "a lead qualified" emails go (besides the CRM task for the owner).
     sales_email: str = "sales@localhost"
 
+    # Segments and bulk enrollment (issue 6): the default rate of a bulk enrollment's starts,
+    # so a backfill never starves the journeys already running; and whether the worker
+    # creates the journeys' Temporal Schedules at start-up.
+    bulk_starts_per_second: float = Field(default=50.0, gt=0, le=10_000)
+    schedules_enabled: bool = True
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

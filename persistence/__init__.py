@@ -2,6 +2,7 @@
 
 from persistence.db import Database, async_url, create_database, migrate
 from persistence.models import (
+    BulkListItem,
     Contact,
     CrmFieldState,
     CrmInboundEvent,
@@ -14,9 +15,11 @@ from persistence.models import (
     LeadScore,
     Message,
     ScoreChange,
+    SegmentMembership,
 )
 
 __all__ = [
+    "BulkListItem",
     "Contact",
     "CrmFieldState",
     "CrmInboundEvent",
@@ -30,6 +33,7 @@ __all__ = [
     "LeadScore",
     "Message",
     "ScoreChange",
+    "SegmentMembership",
     "async_url",
     "create_database",
     "migrate",

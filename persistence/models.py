@@ -66,6 +66,9 @@ class Contact(SQLModel, table=True):
     lifecycle_stage: str | None = Field(default=None, max_length=40)
     # The contact's id in the CRM, learnt from the first sync; inbound CRM webhooks name it.
     crm_id: str | None = Field(default=None, max_length=100, index=True)
+    # Set when a re-engagement journey found the contact inactive (list hygiene): no
+    # marketing email while set; their next event clears it.
+    dormant_at: datetime | None = _ts()
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
@@ -93,7 +96,11 @@ class EventRecord(SQLModel, table=True):
         )
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_contact_name", "contact_id", "name"),)
+    __table_args__ = (
+        Index("ix_events_contact_name", "contact_id", "name"),
+        # Segments over recent activity ("no event in 30 days") scan by contact and time.
+        Index("ix_events_contact_occurred", "contact_id", "occurred_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=200)
     contact_id: str = Field(max_length=200)
@@ -328,3 +335,24 @@ class CrmInboundEvent(SQLModel, table=True):
     received_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+
+
+class SegmentMembership(SQLModel, table=True):
+    """A contact known to be in a segment that triggers journeys: entering is the change
+    from absent to present here, so each entry starts its journeys once."""
+
+    __tablename__ = "segment_memberships"
+
+    segment: str = Field(primary_key=True, max_length=200)
+    contact_id: str = Field(primary_key=True, max_length=200)
+    entered_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class BulkListItem(SQLModel, table=True):
+    """One contact id of an uploaded list for a bulk enrollment, in upload order."""
+
+    __tablename__ = "bulk_list_items"
+
+    list_id: str = Field(primary_key=True, max_length=100)
+    position: int = Field(primary_key=True)
+    contact_id: str = Field(max_length=200)

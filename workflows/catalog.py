@@ -11,6 +11,7 @@ import pkgutil
 from functools import lru_cache
 
 import workflows
+from workflows.contracts import ANY_EVENT
 from workflows.runtime import Journey
 
 _NOT_JOURNEYS = {"catalog", "contracts", "content", "runtime", "splits"}
@@ -63,5 +64,10 @@ def triggered_by(event_name: str) -> list[type[Journey]]:
 
 
 def listening_to(event_name: str) -> list[type[Journey]]:
-    """Every journey version whose running enrollments want this event."""
+    """Every journey version whose running enrollments want this event by name."""
     return [cls for cls in all_versions() if event_name in cls.listens_to()]
+
+
+def listening_to_any() -> list[type[Journey]]:
+    """Every journey version whose running enrollments want every event (ANY_EVENT)."""
+    return [cls for cls in all_versions() if ANY_EVENT in cls.listens_to()]

@@ -31,13 +31,20 @@ READ_CONTACT = "read_contact"
 RECORD_LIFECYCLE = "record_lifecycle"
 START_JOURNEY = "start_journey"
 NOTIFY_SALES = "notify_sales"
+IN_SEGMENT = "in_segment"
+UPDATE_CONTACT = "update_contact"
+# The bulk enrollment workflow's type name (segment or list -> enrollments, rate limited).
+BULK_ENROLLMENT = "bulk_enrollment"
 
 # Events only Journeyman emits: consent changes (the consent API), engagement (tracking and
 # provider feedback), lead thresholds (scoring) and CRM lifecycle changes. A backend posting
 # one would end journeys or skip scoring without the change behind it, so the events API
 # refuses these names.
 SYSTEM_EVENT_NAMES = frozenset({"unsubscribed", "subscribed"})
-SYSTEM_EVENT_PREFIXES = ("email.", "lead.", "lifecycle.")
+SYSTEM_EVENT_PREFIXES = ("email.", "lead.", "lifecycle.", "segment.")
+# In `goals`, `exits` or `waits_for`: any event of the contact (but a declared exit, and the
+# lead.* events scoring emits, which follow behaviour rather than being behaviour).
+ANY_EVENT = "*"
 
 
 def is_system_event(name: str) -> bool:
@@ -282,3 +289,73 @@ class SalesNotificationResult:
     task_queued: bool
     # The internal email: sent, or why not (e.g. "already_sent").
     email: str
+
+
+@dataclass
+class SegmentCheck:
+    contact_id: str
+    segment: str
+    # Evaluated as of this moment (the workflow's clock), for time windows like "30 days".
+    at: datetime
+
+
+@dataclass
+class SegmentCheckResult:
+    segment: str
+    member: bool
+
+
+@dataclass
+class ContactUpdate:
+    """Changes a journey makes to its contact (list hygiene, progressive profiling)."""
+
+    contact_id: str
+    # Merged into the contact's attributes; a None value removes the attribute.
+    attributes: dict[str, Any] = field(default_factory=dict)
+    # True marks the contact dormant (no marketing email until they are active again);
+    # False clears it; None leaves it.
+    dormant: bool | None = None
+    # Why (kept with the change, shown in the contact's history).
+    reason: str = ""
+
+
+@dataclass
+class ContactUpdateResult:
+    contact_id: str
+    changed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JourneySchedule:
+    """When a journey enrolls a segment's members by itself, as a Temporal Schedule.
+
+    Calendar fields follow Temporal's calendar spec (each a list of values; empty means
+    "every"), read in `timezone`. `overlap` is what happens if the previous run still runs:
+    "skip" (the default), "buffer_one", or "allow_all".
+    """
+
+    segment: str
+    hour: list[int] = field(default_factory=lambda: [9])
+    minute: list[int] = field(default_factory=lambda: [0])
+    day_of_week: list[int] = field(default_factory=list)
+    day_of_month: list[int] = field(default_factory=list)
+    month: list[int] = field(default_factory=list)
+    timezone: str = "UTC"
+    overlap: Literal["skip", "buffer_one", "allow_all"] = "skip"
+    # Starts per second of each run's bulk enrollment (None: the setting's default).
+    starts_per_second: float | None = None
+
+
+@dataclass
+class BulkEnrollmentInput:
+    """Enroll every member of `segment`, or every id of the uploaded list `list_id`, in
+    `journey`, at most `starts_per_second`. Continue-as-new carries `carry` along."""
+
+    journey: str
+    segment: str | None = None
+    list_id: str | None = None
+    starts_per_second: float = 50.0
+    # Who asked: "api", "cli", or the schedule's id.
+    requested_by: str = "api"
+    # Opaque state carried across continue-as-new by the bulk workflow itself.
+    carry: dict[str, Any] | None = None

@@ -28,6 +28,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 
 with workflow.unsafe.imports_passed_through():
     from workflows.contracts import (
+        ANY_EVENT,
         CONTACT_ID,
         ERR_JOURNEY_DEFINITION,
         ERR_PERMANENT_SEND,
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         ERR_UNKNOWN_JOURNEY,
         EVENT_SIGNAL,
         EXIT_SIGNAL,
+        IN_SEGMENT,
         JOURNEY_NAME,
         JOURNEY_STEP,
         JOURNEY_VERSION,
@@ -45,16 +47,20 @@ with workflow.unsafe.imports_passed_through():
         SEND_MESSAGE,
         START_JOURNEY,
         STATE_QUERY,
+        UPDATE_CONTACT,
         Category,
         Channel,
         ContactRequest,
         ContactSnapshot,
+        ContactUpdate,
+        ContactUpdateResult,
         EnrollmentInput,
         EnrollmentResult,
         EnrollmentState,
         Event,
         ExitRequest,
         HoldPolicy,
+        JourneySchedule,
         LifecycleAck,
         LifecycleKind,
         LifecycleRecord,
@@ -64,6 +70,8 @@ with workflow.unsafe.imports_passed_through():
         Reentry,
         SalesNotification,
         SalesNotificationResult,
+        SegmentCheck,
+        SegmentCheckResult,
         SendRequest,
         SendResult,
         StartJourneyRequest,
@@ -116,6 +124,11 @@ class Journey:
     # A journey the contact is handed to when a goal converts them (e.g. a purchase ends lead
     # nurturing and starts onboarding); the goal event becomes its trigger.
     on_conversion_start: ClassVar[str | None] = None
+    # A segment whose new members enter this journey (checked when their events or
+    # attributes change); its members can also be enrolled in bulk.
+    entry_segment: ClassVar[str | None] = None
+    # Enroll a segment's members on a calendar (a Temporal Schedule made at worker start-up).
+    schedule: ClassVar[JourneySchedule | None] = None
 
     def __init__(self, enrollment: EnrollmentInput) -> None:
         self.enrollment = enrollment
@@ -168,10 +181,10 @@ class Journey:
             return
         if event.name in self.exits:
             self._end("exited", f"event:{event.name}")
-        elif event.name in self.goals:
+        elif _matches(event.name, self.goals):
             self._goal_event = event
             self._end("converted", f"event:{event.name}")
-        elif event.name in self.waits_for:
+        elif _matches(event.name, self.waits_for):
             self._inbox.append((workflow.now(), event))
 
     @workflow.signal(name=EXIT_SIGNAL)
@@ -504,6 +517,52 @@ class Journey:
         await self._complete(step, "read_contact", "read")
         return snapshot
 
+    async def in_segment(self, step: str, segment: str) -> bool:
+        """Whether the contact is a member of `segment` now (see `journeyman/segments`)."""
+        self._begin(step, f"checking membership of segment {segment}")
+        result: SegmentCheckResult = await workflow.execute_activity(
+            IN_SEGMENT,
+            SegmentCheck(contact_id=self.contact_id, segment=segment, at=workflow.now()),
+            result_type=SegmentCheckResult,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=1),
+                maximum_interval=timedelta(minutes=1),
+                non_retryable_error_types=[ERR_JOURNEY_DEFINITION],
+            ),
+            summary=f"{step}: in segment {segment}?",
+        )
+        await self._complete(step, "in_segment", "member" if result.member else "not a member")
+        return result.member
+
+    async def update_contact(
+        self,
+        step: str,
+        *,
+        attributes: dict[str, Any] | None = None,
+        dormant: bool | None = None,
+        reason: str = "",
+    ) -> ContactUpdateResult:
+        """Change the contact: merge `attributes` (None values remove), mark or clear
+        `dormant` (a dormant contact gets no marketing email until active again)."""
+        self._begin(step, "updating the contact")
+        result: ContactUpdateResult = await workflow.execute_activity(
+            UPDATE_CONTACT,
+            ContactUpdate(
+                contact_id=self.contact_id,
+                attributes=dict(attributes or {}),
+                dormant=dormant,
+                reason=reason or f"{self.name}:{step}",
+            ),
+            result_type=ContactUpdateResult,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+            summary=f"{step}: update contact",
+        )
+        changed = ", ".join(result.changed) or "nothing changed"
+        await self._complete(step, "update_contact", changed)
+        return result
+
     async def start(
         self, step: str, other: type[Journey] | str, *, key: str | None = None
     ) -> StartJourneyResult:
@@ -593,7 +652,7 @@ class Journey:
 
     def _take(self, names: Sequence[str]) -> Event | None:
         for index, (received, event) in enumerate(self._inbox):
-            if event.name in names and (
+            if _matches(event.name, names) and (
                 self._window_start is None or received >= self._window_start
             ):
                 del self._inbox[index]
@@ -723,6 +782,14 @@ def journey_search_attributes(cls: type[Journey], contact_id: str) -> TypedSearc
             SearchAttributePair(JOURNEY_STEP, "(starting)"),
         ]
     )
+
+
+def _matches(name: str, declared: Sequence[str]) -> bool:
+    """Whether an event name is among `declared`, where ANY_EVENT stands for any behaviour
+    event (lead.* events follow from behaviour already counted)."""
+    if name in declared:
+        return True
+    return ANY_EVENT in declared and not name.startswith("lead.")
 
 
 def _ending_reason(err: BaseException) -> str:
