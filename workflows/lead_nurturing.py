@@ -1,7 +1,8 @@
 """B2B lead nurturing: from a whitepaper download to a sales conversation and a purchase.
 
-A welcome series of three emails over a week nurtures the lead. The moment the lead score
-qualifies it (`lead.qualified`, emitted by scoring), the series stops: sales is notified (a CRM
+The whitepaper goes out at once, then a welcome series of two more emails over a week
+nurtures the lead. The moment the lead score qualifies it (`lead.qualified`, emitted by
+scoring; or it already was at download), the series stops: sales is notified (a CRM
 task for the owner and an internal email) and the contact is invited to a demo. A contact who
 attends gets a follow-up sequence; one who does not gets a single reminder. An order at any
 point converts the enrollment and hands the contact to `onboarding`.
@@ -56,21 +57,22 @@ class LeadNurturing(Journey):
 
     async def steps(self) -> None:
         whitepaper = whitepaper_from(self.trigger.properties if self.trigger else {})
+        # The contact asked for the whitepaper: it goes out whatever happens next.
+        await self.send("whitepaper", template="lead_nurturing/whitepaper", context=whitepaper)
         contact = await self.read_contact("check_qualified")
         if contact.qualified:
             # Sales wants a hot lead now, not after a week of nurturing emails.
             await self.hand_to_sales(contact, whitepaper, "was already qualified at download")
             return
-        qualified_in = await self.welcome_series(whitepaper)
+        qualified_in = await self.rest_of_series(whitepaper)
         if qualified_in is None:
             return  # never qualified: the enrollment completes
         lead = await self.read_contact("read_qualified_lead")
         await self.hand_to_sales(lead, whitepaper, qualified_in)
 
-    async def welcome_series(self, whitepaper: dict[str, Any]) -> str | None:
-        """The three emails, each pause cut short by qualification; returns when the lead
-        qualified (said for the sales alert), or None if it never did."""
-        await self.send("whitepaper", template="lead_nurturing/whitepaper", context=whitepaper)
+    async def rest_of_series(self, whitepaper: dict[str, Any]) -> str | None:
+        """The case study and the pricing page, each pause cut short by qualification;
+        returns when the lead qualified (said for the sales alert), or None if it never did."""
         if await self.qualified_within("pause_before_case_study", BEFORE_CASE_STUDY):
             return "qualified during the welcome series, after the whitepaper email"
         await self.send("case_study", template="lead_nurturing/case_study", context=whitepaper)

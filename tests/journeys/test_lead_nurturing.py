@@ -177,6 +177,7 @@ async def test_a_lead_already_qualified_at_download_goes_straight_to_sales(
         result = await run.result()
 
     assert sent(run) == [
+        ("whitepaper", timedelta(0)),
         ("demo_invite", timedelta(0)),
         ("demo_reminder", timedelta(days=7)),
     ]
@@ -184,7 +185,7 @@ async def test_a_lead_already_qualified_at_download_goes_straight_to_sales(
     assert notification.context["score"] == 81
     assert notification.context["how"] == "was already qualified at download"
     assert step_at(run, result, "notify_sales") == timedelta(0)
-    assert "whitepaper" not in {s.name for s in result.steps}
+    assert [s.name for s in result.steps][:2] == ["whitepaper", "check_qualified"]
     assert result.status == "completed"
     assert ended_after(run) == timedelta(days=37)
 
@@ -201,12 +202,13 @@ async def test_attending_the_demo_gets_the_follow_up_sequence(
         result = await run.result()
 
     assert sent(run) == [
+        ("whitepaper", timedelta(0)),
         ("demo_invite", timedelta(0)),
         ("demo_thanks", timedelta(days=2)),
         ("proposal", timedelta(days=5)),
         ("post_demo_check_in", timedelta(days=9)),
     ]
-    assert run.capture.sends[1].context == {"recording_url": recording}
+    assert run.capture.sends[2].context == {"recording_url": recording}
     assert result.status == "completed"
     # The check-in, then 30 days for the order.
     assert ended_after(run) == timedelta(days=39)
@@ -341,7 +343,7 @@ async def test_a_sales_notification_that_fails_for_good_does_not_stop_the_journe
     assert result.status == "completed"
     outcomes = {s.name: s.outcome for s in result.steps}
     assert outcomes["notify_sales"] == f"failed: {ERR_TEMPLATE}"
-    assert [s.step for s in run.capture.sends] == ["demo_invite", "demo_reminder"]
+    assert [s.step for s in run.capture.sends] == ["whitepaper", "demo_invite", "demo_reminder"]
 
 
 async def test_notify_sales_outcome_says_when_no_crm_task_was_queued(
