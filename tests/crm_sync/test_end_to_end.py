@@ -86,8 +86,8 @@ async def test_a_qualified_lead_reaches_sales_while_hubspot_is_down(
     ):
         download = event(contact_id, "whitepaper_downloaded", title="Scaling B2B")
         assert (await api.post("/v1/events", json=download)).status_code == 202
-        [invite] = await sent.settled(contact_id, 1)
-    assert invite.step == "demo_invite"
+        [whitepaper, invite] = await sent.settled(contact_id, 2)
+    assert (whitepaper.step, invite.step) == ("whitepaper", "demo_invite")
     [alert] = mailer.sent
     assert alert["To"] == "sales@example.com"
     assert "Qualified lead" in str(alert["Subject"])
