@@ -22,6 +22,7 @@ from journeyman.crm.mapping import FieldMapping
 DEV_API_KEY = "dev-key"
 DEV_SECRET_KEY = "dev-secret-change-me"
 DEV_FEEDBACK_SECRET = "dev-feedback-secret"
+DEV_CRM_WEBHOOK_SECRET = "dev-crm-secret"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -103,7 +104,7 @@ class Settings(BaseSettings):
     # The generic connector POSTs signed JSON here; inbound CRM webhooks in the generic format
     # are verified with the same secret.
     crm_webhook_url: str = ""
-    crm_webhook_secret: str = "dev-crm-secret"
+    crm_webhook_secret: str = DEV_CRM_WEBHOOK_SECRET
     # Field mapping override, "local>remote:direction,..." (direction push, pull or both);
     # empty uses the mapping in `journeyman/crm/mapping.py`.
     crm_fields: str = ""
@@ -195,6 +196,8 @@ class Settings(BaseSettings):
                 raise ValueError("JOURNEYMAN_SECRET_KEY must be set in production")
             if DEV_API_KEY in self.api_keys:
                 raise ValueError("JOURNEYMAN_API_KEYS must not contain the dev key in production")
+            if self.crm == "webhook" and self.crm_webhook_secret in ("", DEV_CRM_WEBHOOK_SECRET):
+                raise ValueError("JOURNEYMAN_CRM_WEBHOOK_SECRET must be set in production")
         if self.score_disqualify_below > self.score_qualify_at:
             raise ValueError(
                 "JOURNEYMAN_SCORE_DISQUALIFY_BELOW must not exceed JOURNEYMAN_SCORE_QUALIFY_AT"
