@@ -7,6 +7,7 @@ and Alembic uses the sync form.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,6 +40,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # Segments decay lead scores in SQL (`points * power(0.5, ...)`); SQLite has `power` only
+    # when built with its math functions, so it is provided here, the same on every build.
+    dbapi_connection.create_function("power", 2, _power, deterministic=True)
+
+
+def _power(base: float | None, exponent: float | None) -> float | None:
+    if base is None or exponent is None:
+        return None
+    return math.pow(base, exponent)
 
 
 @dataclass
