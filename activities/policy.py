@@ -19,6 +19,7 @@ from workflows.contracts import HoldPolicy, SendRequest
 
 QUIET_HOURS = "quiet_hours"
 FREQUENCY_CAP = "frequency_cap"
+DORMANT = "dormant"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,17 @@ def send_time() -> datetime:
 
 def needs_consent(request: SendRequest) -> bool:
     return request.category == "marketing"
+
+
+def held_as_dormant(request: SendRequest, contact: Contact) -> bool:
+    """List hygiene: a contact a re-engagement journey found dormant gets no marketing email
+    until their next event clears the mark; receipts and other transactional email still go.
+    """
+    return (
+        request.category == "marketing"
+        and request.channel == "email"
+        and contact.dormant_at is not None
+    )
 
 
 def quiet_hold(

@@ -35,7 +35,9 @@ def resolve_local_time(
         raise ApplicationError(
             f"wait_until_local: {err}", type=ERR_JOURNEY_DEFINITION, non_retryable=True
         ) from err
-    return LocalTimeResult(at=instant, timezone=zone.key)
+    return LocalTimeResult(
+        at=instant, timezone=zone.key, local_date=instant.astimezone(zone).date().isoformat()
+    )
 
 
 class TimingActivities:

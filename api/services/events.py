@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.schemas.events import EventIn
 from api.services.contacts import ensure_contact
 from api.services.sql import insert_if_absent
 from journeyman.enrollments import EnrollmentService
 from journeyman.metrics import count_ingested, count_routed
-from persistence import Database, EventRecord
+from persistence import Contact, Database, EventRecord
 from persistence.models import as_utc, utcnow
 from workflows.contracts import Event, StartJourneyResult
 
@@ -119,6 +122,7 @@ async def ingest_batch(
 
 async def _store(database: Database, event: Event) -> EventRecord | None:
     """Insert the event and its bare contact; None if stored now, else the earlier row."""
+    occurred_at = event.occurred_at or utcnow()
     async with database.session() as session:
         inserted = await insert_if_absent(
             session,
@@ -130,7 +134,7 @@ async def _store(database: Database, event: Event) -> EventRecord | None:
                 "contact_id": event.contact_id,
                 "name": event.name,
                 "properties": event.properties,
-                "occurred_at": event.occurred_at or utcnow(),
+                "occurred_at": occurred_at,
                 "received_at": utcnow(),
             },
         )
@@ -138,10 +142,28 @@ async def _store(database: Database, event: Event) -> EventRecord | None:
             await ensure_contact(
                 session=session, dialect=database.dialect, contact_id=event.contact_id
             )
+            await _wake(session, event.contact_id, as_utc(occurred_at))
             await session.commit()
             return None
         await session.rollback()
         return await session.get(EventRecord, event.id)
+
+
+async def _wake(session: AsyncSession, contact_id: str, occurred_at: datetime) -> None:
+    """A dormant contact who acts is active again: marketing email may reach them anew.
+
+    An event that occurred before they were marked dormant (a late upload) is old news and
+    wakes nobody.
+    """
+    await session.exec(
+        update(Contact)
+        .where(
+            col(Contact.contact_id) == contact_id,
+            col(Contact.dormant_at).is_not(None),
+            col(Contact.dormant_at) <= occurred_at,
+        )
+        .values(dormant_at=None)
+    )
 
 
 def _differences(earlier: EventRecord, event_in: EventIn) -> list[str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from workflows.birthday import GIFT
 from workflows.content import pick_content
 from workflows.contracts import ContactSnapshot, Event
+from workflows.reengagement import OFFER
 
 CART: dict[str, Any] = {
     "cart_id": "cart-7",
@@ -69,4 +71,7 @@ SCENARIOS: dict[str, tuple[str, str, Event | None, dict[str, Any]]] = {
         event("order_placed", ORDER),
         ORDER,
     ),
+    # Scheduled journeys: enrolled from a segment, without an event.
+    "reengagement/we_miss_you": ("reengagement", "we_miss_you", None, {"offer": OFFER}),
+    "birthday/greeting": ("birthday", "greeting", None, {"gift": GIFT}),
 }

@@ -234,3 +234,13 @@ def test_a_receipt_still_goes_out_for_an_order_event_without_items(
     email = renderer.render_email("post_purchase/thank_you", context)
     assert "Order o-9" in email.text
     assert "o-9" in email.html
+
+
+def test_the_comeback_and_birthday_emails_carry_their_code(renderer: TemplateRenderer) -> None:
+    comeback = render(renderer, "reengagement/we_miss_you")
+    birthday = render(renderer, "birthday/greeting")
+
+    assert comeback.subject == "We miss you, Ada: 15% off to come back"
+    assert birthday.subject == "Happy birthday, Ada!"
+    for email, code in ((comeback, "COMEBACK15"), (birthday, "HAPPYBDAY20")):
+        assert code in email.text and code in email.html
