@@ -20,16 +20,21 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, Mailer, SmtpMailer, Starter, TemplateRenderer
+from activities.bulk import bulk_parts
 from activities.channels import ChannelSender, build_channel_senders
+from activities.contact_updates import contact_update_parts
 from activities.crm import CrmConnector, build_crm_connector
 from activities.crm_sync import crm_parts
 from activities.metrics import SendLatencyInterceptor, worker_runtime
 from activities.scoring import scoring_parts
+from activities.segments import segment_parts
 from activities.timing import TimingActivities
 from journeyman.crm.start import ensure_crm_sync
 from journeyman.enrollments import EnrollmentService
+from journeyman.schedules import ensure_schedules
 from journeyman.settings import Settings
 from journeyman.temporal import connect_when_ready, ensure_search_attributes
+from journeyman.tracing import configure_tracing
 from persistence import Database, create_database
 from workflows import catalog
 
@@ -72,6 +77,9 @@ def build_worker(
     router = EnrollmentService(client=client, database=database, settings=settings)
     features = [
         scoring_parts(database=database, settings=settings, router=router),
+        segment_parts(database, settings),
+        contact_update_parts(database, settings),
+        bulk_parts(database=database, settings=settings, enrollments=router),
         crm_parts(
             database=database, settings=settings, renderer=renderer, mailer=mailer, connector=crm
         ),
@@ -104,6 +112,9 @@ async def run_worker(settings: Settings) -> None:
         # exporter. This is the worker's process, so nothing else shares the default.
         Runtime.set_default(worker_runtime(settings.worker_metrics_address))
         log.info("Worker metrics for Prometheus on %s", settings.worker_metrics_address)
+    # Tracing (off by default): its replay-safe provider must be global before the worker is
+    # built, which the client's OpenTelemetry plugin checks.
+    configure_tracing(settings, "worker")
     client = await connect_when_ready(settings)
     await ensure_search_attributes(client, settings.temporal_namespace)
     database = create_database(settings.database_url_resolved)
@@ -124,6 +135,8 @@ async def run_worker(settings: Settings) -> None:
             crm=crm,
         )
         await ensure_crm_sync(client, settings)
+        # The journeys' Temporal Schedules, created or updated from their declarations.
+        await ensure_schedules(client, settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -11,7 +11,8 @@ in this order, the first that applies deciding:
 3. no such contact, or no address on that channel: `suppressed: no_address`;
 4. email to an address that hard-bounced (provider feedback), whatever the category:
    `suppressed: hard_bounce`; then marketing without the contact's consent on the channel:
-   `suppressed: unsubscribed`;
+   `suppressed: unsubscribed`; then marketing email to a dormant contact (list hygiene, see
+   `workflows/reengagement.py`): `suppressed: dormant`;
 5. marketing inside quiet hours (the step's or journey's, else the global ones; local to the
    contact's zone, else the journey's, else the global default): policy `defer` answers
    `deferred` with `retry_at` = the window's end, `skip` records `suppressed: quiet_hours`
@@ -62,8 +63,10 @@ from activities.channels.base import ChannelSender, Outgoing
 from activities.channels.email import UNSUBSCRIBE_URL, EmailSender
 from activities.email import DeliveryUncertainError, Mailer, SmtpMailer
 from activities.policy import (
+    DORMANT,
     FREQUENCY_CAP,
     Hold,
+    held_as_dormant,
     needs_consent,
     quiet_hold,
     send_time,
@@ -164,6 +167,8 @@ class JourneyActivities:
             return await self._record_outcome(request, "suppressed", HARD_BOUNCE, now)
         if needs_consent(request) and not contact.has_consent(request.channel):
             return await self._record_outcome(request, "suppressed", "unsubscribed", now)
+        if held_as_dormant(request, contact):
+            return await self._record_outcome(request, "suppressed", DORMANT, now)
         try:
             hold = quiet_hold(now, request, contact, self.settings)
         except ValueError as err:  # the journey's quiet hours are not HH:MM

@@ -26,6 +26,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from journeyman.scoring.starter import is_scored, signal_scorer
+from journeyman.segments.entry import check_entries
 from journeyman.settings import Settings
 from persistence import Database, Enrollment, EventRecord
 from persistence.models import as_utc
@@ -335,6 +336,9 @@ class EnrollmentService:
             # Lead scoring: the contact's scorer workflow applies the points (it is not a
             # journey, so it is not among the results).
             await signal_scorer(self._client, self._settings.task_queue, event)
+        # Segment-entry triggers: journeys entered by joining a segment, checked now that the
+        # contact did something (returns at once when no journey declares an entry segment).
+        await check_entries(self._database, self._settings, self.start, event.contact_id)
         return results
 
     async def _listening_ids(self, cls: type[Journey], event: Event) -> list[str]:

@@ -198,6 +198,9 @@ class LocalTimeRequest:
 class LocalTimeResult:
     at: datetime
     timezone: str
+    # The calendar date at `at` in `timezone` (ISO, e.g. "2026-11-23"): what "today" is for
+    # the contact then, e.g. to check a birthday. None in histories recorded before it.
+    local_date: str | None = None
 
 
 @dataclass
@@ -346,6 +349,52 @@ class JourneySchedule:
     starts_per_second: float | None = None
 
 
+BulkStatus = Literal["running", "completed", "failed"]
+
+
+@dataclass
+class BulkProgress:
+    """Where a bulk enrollment is: the `progress` query's answer and the workflow's result.
+
+    `done` counts contacts processed (started + skipped + failed). `rate` is contacts
+    processed per second of workflow time since `started_at` (measured at the end of each
+    paced page, so it never exceeds `starts_per_second`); `eta_seconds` is what is left of
+    `total` at that rate (the limit until something is measured). For a segment `total` is
+    its size when the enrollment began; members joining meanwhile may make `done` exceed it.
+    """
+
+    journey: str
+    # "segment:<name>" or "list:<list id>".
+    source: str
+    starts_per_second: float
+    total: int = 0
+    done: int = 0
+    started: int = 0
+    # Reason (reentry_never, already_active, unknown_contact, ...) -> contacts skipped for it.
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    # A few failures, "contact: error", for the operator (at most a handful are kept).
+    errors: list[str] = field(default_factory=list)
+    rate: float = 0.0
+    eta_seconds: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    status: BulkStatus = "running"
+    # Pages processed, over every run of the workflow (continue-as-new included).
+    pages: int = 0
+    runs: int = 1
+
+
+@dataclass
+class BulkCarry:
+    """What continue-as-new carries: the counters and where the next page starts."""
+
+    progress: BulkProgress
+    # Segments page by contact id: the last id processed. Lists page by position: the next.
+    after_contact: str | None = None
+    next_position: int = 0
+
+
 @dataclass
 class BulkEnrollmentInput:
     """Enroll every member of `segment`, or every id of the uploaded list `list_id`, in
@@ -357,5 +406,7 @@ class BulkEnrollmentInput:
     starts_per_second: float = 50.0
     # Who asked: "api", "cli", or the schedule's id.
     requested_by: str = "api"
-    # Opaque state carried across continue-as-new by the bulk workflow itself.
-    carry: dict[str, Any] | None = None
+    # State carried across continue-as-new by the bulk workflow itself; None on the first run.
+    carry: BulkCarry | None = None
+    # A run continues as new after this many pages (or sooner when Temporal suggests it).
+    pages_per_run: int = 200

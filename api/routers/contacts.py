@@ -24,6 +24,7 @@ from api.services.contacts import get_contact, upsert_contact
 from api.services.messages import check_cursor, contact_messages
 from journeyman.crm.mapping import crm_mapping
 from journeyman.enrollments import ContactEnrollment
+from journeyman.segments.entry import entry_checker
 from journeyman.unsubscribe import ConsentState
 from persistence import Contact
 from persistence.models import CONSENT_CHANNELS
@@ -45,6 +46,7 @@ async def put_contact(
     database: DatabaseDep,
     consent: ConsentDep,
     settings: SettingsDep,
+    enrollments: EnrollmentsDep,
     response: Response,
 ) -> ContactPublic:
     """Create or update a contact: 201 when created, 200 when updated.
@@ -59,6 +61,8 @@ async def put_contact(
         contact_id=contact_id,
         contact_in=contact_in,
         crm_mapping=crm_mapping(settings),
+        # New attributes may put the contact in a segment a journey enters on.
+        after_commit=entry_checker(database, settings, enrollments.start),
     )
     if created:
         response.status_code = status.HTTP_201_CREATED

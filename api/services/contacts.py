@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sqlalchemy import or_
 from sqlmodel import col, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +30,7 @@ async def upsert_contact(
     contact_id: str,
     contact_in: ContactUpsert,
     crm_mapping: FieldMapping | None = None,
+    after_commit: Callable[[str], Awaitable[object]] | None = None,
 ) -> tuple[Contact, bool]:
     """Create the contact or update the fields the request names; True when created.
 
@@ -76,6 +79,9 @@ async def upsert_contact(
     changed = mapping.pushed_locals(changed_fields(before, local_fields(contact)))
     await mark_changed(session, dialect, contact_id=contact_id, fields=changed, at=now)
     await session.commit()
+    if after_commit is not None:
+        # E.g. segment-entry triggers (`journeyman.segments.entry.entry_checker`).
+        await after_commit(contact_id)
     return await get_contact(session=session, contact_id=contact_id), is_new
 
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from tests.api.helpers import API_KEY
 
-PATH_VALUES = {"contact_id": "c-auth", "name": "welcome_series"}
+PATH_VALUES = {"contact_id": "c-auth", "name": "welcome_series", "id": "bulk-auth"}
 WRONG_HEADERS = [
     {},
     {"Authorization": "Bearer wrong-key"},
@@ -61,7 +61,12 @@ def test_the_v1_surface_is_what_the_issue_lists(app: FastAPI) -> None:
         ("POST", "/v1/events/batch"),
         ("GET", "/v1/journeys"),
         ("POST", "/v1/journeys/welcome_series/enrollments"),
+        ("POST", "/v1/journeys/welcome_series/bulk-enrollments"),
+        ("GET", "/v1/journeys/welcome_series/bulk-enrollments/bulk-auth"),
         ("GET", "/v1/journeys/welcome_series/stats"),
+        ("POST", "/v1/journeys/welcome_series/simulate"),
+        ("GET", "/v1/segments"),
+        ("GET", "/v1/segments/welcome_series"),
         ("POST", "/v1/webhooks/email"),
         ("POST", "/v1/webhooks/crm"),
     }

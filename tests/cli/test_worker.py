@@ -25,7 +25,9 @@ from persistence import Contact, Database
 from tests.conftest import binary
 from worker import build_worker
 from workflows import catalog
+from workflows.bulk_enrollment import BULK_COUNT, BULK_PAGE, BULK_START, BulkEnrollment
 from workflows.contracts import (
+    IN_SEGMENT,
     NEXT_LOCAL_TIME,
     NOTIFY_SALES,
     READ_CONTACT,
@@ -33,6 +35,7 @@ from workflows.contracts import (
     SEARCH_ATTRIBUTES,
     SEND_MESSAGE,
     START_JOURNEY,
+    UPDATE_CONTACT,
     StartJourneyRequest,
 )
 from workflows.crm_sync import CrmSync
@@ -64,8 +67,9 @@ async def test_build_worker_registers_every_catalog_journey_and_activity(
     async with httpx.AsyncClient() as http:
         config = _worker(time_env.client, settings, database, http).config()
     assert config["task_queue"] == task_queue
-    # No CRM configured: the scorer, but no CRM sync (notify_sales still works, by email).
-    assert set(config["workflows"]) == {*catalog.all_versions(), LeadScorer}
+    # No CRM configured: the scorer and bulk enrollment, but no CRM sync (notify_sales still
+    # works, by email).
+    assert set(config["workflows"]) == {*catalog.all_versions(), LeadScorer, BulkEnrollment}
     by_name = {
         getattr(fn, "__temporal_activity_definition").name: fn for fn in config["activities"]
     }
@@ -78,6 +82,11 @@ async def test_build_worker_registers_every_catalog_journey_and_activity(
         NOTIFY_SALES,
         APPLY_SCORE_EVENT,
         CHECK_SCORE_DECAY,
+        IN_SEGMENT,
+        UPDATE_CONTACT,
+        BULK_COUNT,
+        BULK_PAGE,
+        BULK_START,
     }
     # Every channel a journey may use has its adapter.
     acts = cast(MethodType, by_name[SEND_MESSAGE]).__self__

@@ -35,8 +35,11 @@ from workflows.contracts import (
     SEND_MESSAGE,
     START_JOURNEY,
     STATE_QUERY,
+    UPDATE_CONTACT,
     ContactRequest,
     ContactSnapshot,
+    ContactUpdate,
+    ContactUpdateResult,
     EnrollmentInput,
     EnrollmentResult,
     EnrollmentState,
@@ -84,6 +87,8 @@ class Capture:
     lifecycle: list[LifecycleRecord] = field(default_factory=list)
     starts: list[StartJourneyRequest] = field(default_factory=list)
     notifications: list[SalesNotification] = field(default_factory=list)
+    # Contact updates, applied to `contact` as the real activity would (None removes).
+    updates: list[ContactUpdate] = field(default_factory=list)
     started_at: datetime | None = None
     policy: SendPolicy | None = None
     held: list[Sent] = field(default_factory=list)
@@ -142,12 +147,28 @@ class Capture:
                 notification_id=request.notification_id, task_queued=True, email="sent"
             )
 
+        @activity.defn(name=UPDATE_CONTACT)
+        async def update_contact(request: ContactUpdate) -> ContactUpdateResult:
+            capture.updates.append(request)
+            attributes = capture.contact.attributes
+            for name, value in request.attributes.items():
+                if value is None:
+                    attributes.pop(name, None)
+                else:
+                    attributes[name] = value
+            changed = [f"attributes.{name}" for name in sorted(request.attributes)]
+            if request.dormant is not None:
+                changed.append("dormant")
+            return ContactUpdateResult(contact_id=request.contact_id, changed=changed)
+
+        # `notify_sales` stays last: `enrolled(notify_override=)` replaces it by position.
         self.activities: list[Callable[..., Any]] = [
             send_message,
             read_contact,
             record_lifecycle,
             start_journey,
             next_local_time,
+            update_contact,
             notify_sales,
         ]
 
@@ -210,7 +231,8 @@ async def enrolled(
     | None = None,
     start_override: Callable[[StartJourneyRequest], Awaitable[StartJourneyResult]] | None = None,
 ) -> AsyncIterator[Run]:
-    """Start one enrollment of `journey` for a fresh contact, triggered by its first trigger."""
+    """Start one enrollment of `journey` for a fresh contact, triggered by its first trigger
+    (a journey without triggers, enrolled by a schedule or in bulk, starts without an event)."""
     contact_id = contact_id or f"c-{uuid.uuid4().hex[:8]}"
     capture = Capture(
         contact=ContactSnapshot(
@@ -226,11 +248,11 @@ async def enrolled(
         policy=policy,
     )
     properties = trigger_properties or {}
-    event = Event(
-        id=uuid.uuid4().hex,
-        contact_id=contact_id,
-        name=trigger or journey.triggers[0],
-        properties=properties,
+    trigger_name = trigger or next(iter(journey.triggers), None)
+    event = (
+        Event(id=uuid.uuid4().hex, contact_id=contact_id, name=trigger_name, properties=properties)
+        if trigger_name
+        else None
     )
     key = str(properties[journey.key]) if journey.key else None
     task_queue = f"journey-test-{uuid.uuid4().hex[:8]}"
@@ -254,8 +276,8 @@ async def enrolled(
             task_queue=task_queue,
             search_attributes=journey_search_attributes(journey, contact_id),
             result_type=EnrollmentResult,
-            start_signal=EVENT_SIGNAL,
-            start_signal_args=[event],
+            start_signal=EVENT_SIGNAL if event else None,
+            start_signal_args=[event] if event else [],
         )
         run = Run(env=env, handle=handle, capture=capture, contact_id=contact_id)
         yield run
