@@ -6,10 +6,16 @@ from typing import NoReturn
 
 from fastapi import APIRouter, HTTPException, status
 
-from api.deps import EnrollmentsDep, SessionDep
+from api.deps import DatabaseDep, EnrollmentsDep, SessionDep
 from api.schemas.common import ErrorOut
-from api.schemas.journeys import EnrollmentCreate, EnrollmentStarted, JourneyPublic
+from api.schemas.journeys import (
+    EnrollmentCreate,
+    EnrollmentStarted,
+    JourneyPublic,
+    JourneyVersionPublic,
+)
 from api.services.contacts import get_contact
+from journeyman.catalog_info import catalog_overview
 from workflows import catalog
 from workflows.contracts import StartJourneyRequest
 
@@ -17,16 +23,26 @@ router = APIRouter(prefix="/journeys", tags=["journeys"])
 
 
 @router.get("", response_model=list[JourneyPublic])
-async def list_journeys() -> list[JourneyPublic]:
-    """Every journey, as declared in code, with the version new enrollments start on."""
-    versions: dict[str, list[int]] = {}
-    for cls in catalog.all_versions():
-        versions.setdefault(cls.name, []).append(cls.version)
+async def list_journeys(database: DatabaseDep) -> list[JourneyPublic]:
+    """Every journey, as declared in code, with the version new enrollments start on and
+    how many enrollments run on each version."""
+    details: dict[str, list[JourneyVersionPublic]] = {}
+    for info in await catalog_overview(database):
+        details.setdefault(info.name, []).append(
+            JourneyVersionPublic(
+                version=info.version,
+                newest=info.newest,
+                active=info.active,
+                in_code=info.in_code,
+                description=info.description,
+            )
+        )
     return [
         JourneyPublic(
             name=cls.name,
             version=cls.version,
-            versions=versions[cls.name],
+            versions=[detail.version for detail in details[cls.name] if detail.in_code],
+            version_details=details[cls.name],
             description=cls.description,
             triggers=list(cls.triggers),
             goals=list(cls.goals),

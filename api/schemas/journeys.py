@@ -10,10 +10,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.schemas.common import ContactId, Identifier, ShortText
 
 
+class JourneyVersionPublic(BaseModel):
+    version: int
+    newest: bool = Field(description="Whether new enrollments start on this version.")
+    active: int = Field(description="Enrollments running on this version now.")
+    in_code: bool = Field(
+        description="False for a version removed from the code while enrollments still run "
+        "on it: they cannot go on until it is put back."
+    )
+    description: str
+
+
 class JourneyPublic(BaseModel):
     name: str
     version: int = Field(description="The version new enrollments start on.")
     versions: list[int] = Field(description="Every version a running enrollment may be on.")
+    version_details: list[JourneyVersionPublic] = Field(
+        description="Each version, oldest first, with how many enrollments run on it: an old "
+        "version stays in the code until none does."
+    )
     description: str
     triggers: list[str]
     goals: list[str]

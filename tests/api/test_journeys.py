@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlmodel import col, delete
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from journeyman.enrollments import SAME_ENTRY_WINDOW, EnrollmentService
 from journeyman.settings import Settings
 from persistence import Database
+from persistence.models import Enrollment
 from tests.api.helpers import (
     SentMessages,
     enrollment_rows,
@@ -28,16 +32,23 @@ from workflows.welcome_series import WelcomeSeries
 
 async def test_the_catalog_lists_every_journey_as_declared(api: httpx.AsyncClient) -> None:
     journeys = {j["name"]: j for j in (await api.get("/v1/journeys")).json()}
-    assert sorted(journeys) == [
+    # Every journey module is listed (new ones land as modules: the catalog finds them).
+    assert sorted(journeys) == sorted(cls.name for cls in catalog.latest())
+    assert {
         "abandoned_cart",
+        "birthday",
         "lead_nurturing",
         "onboarding",
         "post_purchase",
+        "reengagement",
         "welcome_series",
-    ]
+    } <= set(journeys)
     # Versions and wording change as journeys evolve; they must match the newest class.
     newest = catalog.get("abandoned_cart")
-    assert journeys["abandoned_cart"] == {
+    cart = journeys["abandoned_cart"]
+    # How many run on each version depends on what other tests left running.
+    details = cart.pop("version_details")
+    assert cart == {
         "name": "abandoned_cart",
         "version": newest.version,
         "versions": list(range(1, newest.version + 1)),
@@ -49,9 +60,64 @@ async def test_the_catalog_lists_every_journey_as_declared(api: httpx.AsyncClien
         "key": "cart_id",
         "reentry": "after_exit",
     }
+    assert [(d["version"], d["newest"], d["in_code"]) for d in details] == [
+        (version, version == newest.version, True) for version in range(1, newest.version + 1)
+    ]
+    assert details[-1]["description"] == newest.description
+    assert all(isinstance(d["active"], int) and d["active"] >= 0 for d in details)
     assert journeys["welcome_series"]["reentry"] == "never"
     assert journeys["lead_nurturing"]["waits_for"] == ["lead.qualified", "demo_attended"]
     assert journeys["onboarding"]["triggers"] == ["lifecycle.customer"]
+    # Scheduled journeys: enrolled from a segment, no trigger event.
+    assert (journeys["reengagement"]["triggers"], journeys["reengagement"]["goals"]) == ([], ["*"])
+    assert (journeys["birthday"]["triggers"], journeys["birthday"]["reentry"]) == ([], "after_exit")
+
+
+async def test_the_catalog_counts_the_enrollments_running_on_each_version(
+    api: httpx.AsyncClient, database: Database
+) -> None:
+    async def cart_versions() -> dict[int, dict[str, Any]]:
+        journeys = {j["name"]: j for j in (await api.get("/v1/journeys")).json()}
+        return {d["version"]: d for d in journeys["abandoned_cart"]["version_details"]}
+
+    added = [
+        Enrollment(
+            run_id=uuid.uuid4().hex,
+            workflow_id=f"journey:abandoned_cart:c-{uuid.uuid4().hex[:8]}:cart",
+            journey="abandoned_cart",
+            version=version,
+            contact_id=f"c-{uuid.uuid4().hex[:8]}",
+            status=status,
+            entered_at=datetime.now(UTC),
+        )
+        # Version 99 stands for a version deleted from the code while enrollments run on it.
+        for version, status in ((1, "active"), (1, "active"), (1, "converted"), (99, "active"))
+    ]
+    before = await cart_versions()
+    try:
+        async with database.session() as session:
+            session.add_all(added)
+            await session.commit()
+        after = await cart_versions()
+        listed = {j["name"]: j for j in (await api.get("/v1/journeys")).json()}
+    finally:
+        async with database.session() as session:
+            run_ids = [row.run_id for row in added]
+            await session.exec(delete(Enrollment).where(col(Enrollment.run_id).in_(run_ids)))
+            await session.commit()
+
+    assert after[1]["active"] - before[1]["active"] == 2
+    assert after[2]["active"] == before[2]["active"]
+    assert after[99] == {
+        "version": 99,
+        "newest": False,
+        "active": 1,
+        "in_code": False,
+        "description": "",
+    }
+    # New enrollments still go to the newest version the code has.
+    assert listed["abandoned_cart"]["version"] == catalog.get("abandoned_cart").version
+    assert 99 not in listed["abandoned_cart"]["versions"]
 
 
 async def test_a_manual_enrollment_starts_once(
