@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     # The worker's metrics for Prometheus (Temporal SDK metrics and send latency), served by
     # the Temporal runtime on this ip:port; empty serves none. The API's are at /metrics.
     worker_metrics_address: str = ""
+    # OpenTelemetry traces (issue 7), off by default: an event's trace runs from the HTTP
+    # request through the enrollment's workflow to its activities (`journeyman/tracing.py`).
+    tracing: bool = False
+    # The OTLP/HTTP collector's base URL (spans go to <it>/v1/traces), e.g.
+    # http://otel-collector:4318; empty leaves it to the exporter's own OTEL_EXPORTER_OTLP_*
+    # environment and default (http://localhost:4318).
+    otel_exporter_otlp_endpoint: str = ""
+    # Spans carry the service name `<this>-api` or `<this>-worker`.
+    otel_service_name: str = "journeyman"
 
     # Provider feedback (POST /v1/webhooks/email). The Journeyman format authenticates with
     # `Authorization: Bearer <feedback_secret>`; the dev placeholder is refused in production.

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 
 from journeyman.settings import Settings
+from journeyman.tracing import temporal_plugins
 from workflows.contracts import SEARCH_ATTRIBUTES
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,13 @@ def search_attribute_flags() -> list[str]:
 
 
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    # With tracing on, the OpenTelemetry plugin: on the client, it also traces the workflows
+    # and activities of every worker built from it.
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        plugins=temporal_plugins(settings),
+    )
 
 
 async def connect_when_ready(settings: Settings) -> Client:
