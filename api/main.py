@@ -22,6 +22,7 @@ from api.routers import (
     reports,
     scores,
     segments,
+    simulate,
     stats,
     tracking,
     unsubscribe,
@@ -30,6 +31,7 @@ from api.routers import (
 from api.schemas.common import ErrorOut
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings, get_settings
+from journeyman.tracing import configure_tracing, instrument_app, temporal_plugins
 from journeyman.unsubscribe import ConsentService
 from persistence import Database, create_database
 
@@ -52,8 +54,13 @@ def create_app(
                 owned.push_async_callback(db.dispose)
             # Lazy: the API starts (and /healthz says why it is degraded) while Temporal is
             # still coming up; calls made before it is reachable answer 503.
+            # With tracing on, the plugin carries each request's trace into the workflows it
+            # starts or signals.
             temporal = client or await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                lazy=True,
+                plugins=temporal_plugins(settings),
             )
             app.state.database = db
             app.state.client = temporal
@@ -71,6 +78,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Tracing (off by default): the provider first, so request spans have somewhere to go.
+    configure_tracing(settings, "api")
+    instrument_app(app, settings)
     app.state.pages = Pages(settings)
     install_error_handlers(app)
     app.include_router(health.router)
@@ -102,6 +112,7 @@ def create_app(
         events.router,
         journeys.router,
         bulk.router,
+        simulate.router,
         segments.router,
         stats.router,
     ):

@@ -1,4 +1,5 @@
-"""The `journeyman` command: `dev`, `worker`, `api` and `migrate`.
+"""The `journeyman` command: `dev`, `worker`, `api`, `migrate`, `enroll`, `replay` and
+`simulate`.
 
 Options that name a setting override its `JOURNEYMAN_*` environment variable for this run;
 everything not given on the command line comes from `Settings`, which reads the environment.
@@ -8,14 +9,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from journeyman.replay_cli import add_replay_command
 from journeyman.settings import Settings
+from journeyman.simulate_cli import add_simulate_command
+
+if TYPE_CHECKING:
+    from journeyman.bulk import BulkEnrollmentService
+    from workflows.contracts import BulkProgress
 
 OUR_PACKAGES = ("journeyman", "activities", "api", "persistence", "workflows")
 
@@ -110,6 +119,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the Alembic migrations on the configured database.",
     )
     _add_storage_options(migrate)
+
+    enroll = commands.add_parser(
+        "enroll",
+        help="enroll a segment or a list of contacts in a journey, with a live progress bar",
+        description="Start a bulk enrollment (the same as POST /v1/journeys/{name}/"
+        "bulk-enrollments) through Temporal and the database directly, then show its progress "
+        "until it finishes. Contacts already enrolled and ids that are no contact are skipped. "
+        "Exits 1 if the bulk enrollment failed.",
+    )
+    enroll.add_argument("journey", help="the journey's name")
+    source = enroll.add_mutually_exclusive_group(required=True)
+    source.add_argument("--segment", help="enroll this segment's members")
+    source.add_argument(
+        "--file",
+        help="enroll the ids in this file: CSV (one id per line, or a header with a "
+        'contact_id column) or .json (a list of ids, or {"contact_ids": [...]})',
+    )
+    enroll.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="starts per second (default JOURNEYMAN_BULK_STARTS_PER_SECOND)",
+    )
+    enroll.add_argument(
+        "--no-wait", action="store_true", help="start it, print its id and return at once"
+    )
+    enroll.add_argument(
+        "--json", action="store_true", help="no progress bar: print the final progress as JSON"
+    )
+    _add_storage_options(enroll)
+    _add_temporal_options(enroll)
+    add_replay_command(commands)
+    add_simulate_command(commands)
     return parser
 
 
@@ -176,7 +218,133 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMANDS = {"dev": _dev, "worker": _worker, "api": _api, "migrate": _migrate}
+def _enroll(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from journeyman.bulk import BulkInputError, parse_id_file
+
+    contact_ids: list[str] | None = None
+    if args.file:
+        path = Path(args.file)
+        try:
+            contact_ids = parse_id_file(path.name, path.read_bytes())
+        except (OSError, BulkInputError) as err:
+            print(f"journeyman enroll: {err}", file=sys.stderr)
+            return 2
+    return asyncio.run(_run_enroll(args, settings, contact_ids))
+
+
+# How often the progress bar asks for the progress.
+PROGRESS_POLL_SECONDS = 0.5
+
+
+async def _run_enroll(
+    args: argparse.Namespace, settings: Settings, contact_ids: list[str] | None
+) -> int:
+    from rich.console import Console
+
+    from journeyman.bulk import BulkEnrollmentService, BulkInputError, summary
+    from journeyman.segments import UnknownSegmentError
+    from journeyman.temporal import connect
+    from persistence import create_database
+    from workflows.catalog import UnknownJourneyError
+
+    errors = Console(stderr=True)
+    try:
+        client = await connect(settings)
+    except RuntimeError as err:
+        errors.print(f"journeyman enroll: Temporal at {settings.temporal_address}: {err}")
+        return 1
+    database = create_database(settings.database_url_resolved)
+    try:
+        service = BulkEnrollmentService(client=client, database=database, settings=settings)
+        try:
+            started = await service.start(
+                args.journey,
+                segment=args.segment,
+                contact_ids=contact_ids,
+                starts_per_second=args.rate,
+                requested_by="cli",
+            )
+        except UnknownJourneyError:
+            errors.print(f"journeyman enroll: unknown journey '{args.journey}'")
+            return 2
+        except (UnknownSegmentError, BulkInputError) as err:
+            errors.print(f"journeyman enroll: {err}")
+            return 2
+        if args.no_wait:
+            if args.json:
+                print(json.dumps({"id": started.id, "workflow_id": started.workflow_id}))
+            else:
+                print(f"Started bulk enrollment {started.id} ({started.workflow_id})")
+            return 0
+        progress = await _follow(service, started.journey, started.id, bar=not args.json)
+    finally:
+        await database.dispose()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(progress), default=str, indent=2))
+    else:
+        Console().print(summary(progress))
+    return 0 if progress.status == "completed" else 1
+
+
+async def _follow(
+    service: BulkEnrollmentService, journey: str, bulk_id: str, *, bar: bool
+) -> BulkProgress:
+    """Poll the progress until the bulk enrollment ends; with `bar`, draw it live."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from journeyman.bulk import ProgressUnavailableError
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f}/s  ETA {task.fields[eta]}  {task.fields[skipped]}"),
+    )
+    with Progress(*columns, disable=not bar, transient=False) as shown:
+        task = shown.add_task(journey, total=None, rate=0.0, eta="?", skipped="")
+        while True:
+            try:
+                progress = await service.progress(journey, bulk_id)
+            except ProgressUnavailableError:
+                await asyncio.sleep(PROGRESS_POLL_SECONDS)
+                continue
+            skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(progress.skipped.items()))
+            shown.update(
+                task,
+                total=progress.total,
+                completed=progress.done,
+                rate=progress.rate,
+                eta="-" if progress.eta_seconds is None else f"{progress.eta_seconds:.0f}s",
+                skipped=f"skipped: {skipped}" if skipped else "",
+            )
+            if progress.status != "running":
+                return progress
+            await asyncio.sleep(PROGRESS_POLL_SECONDS)
+
+
+def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from journeyman.replay_cli import run_replay_command
+
+    return run_replay_command(args, settings)
+
+
+def _simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from journeyman.simulate_cli import run_simulate_command
+
+    return run_simulate_command(args, settings)
+
+
+COMMANDS = {
+    "dev": _dev,
+    "worker": _worker,
+    "api": _api,
+    "migrate": _migrate,
+    "enroll": _enroll,
+    "replay": _replay,
+    "simulate": _simulate,
+}
 
 
 def _configure_logging(level: str) -> None:

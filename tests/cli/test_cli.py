@@ -10,7 +10,7 @@ import pytest
 from journeyman.cli import build_parser, load_settings, main
 from tests.conftest import binary
 
-COMMANDS = ["dev", "worker", "api", "migrate"]
+COMMANDS = ["dev", "worker", "api", "migrate", "enroll", "replay", "simulate"]
 
 
 def test_console_script_lists_every_command() -> None:
