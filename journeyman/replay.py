@@ -34,7 +34,7 @@ from temporalio.worker import Replayer
 
 import workflows as workflows_package
 from workflows import catalog
-from workflows.contracts import JOURNEY_NAME, JOURNEY_VERSION
+from workflows.contracts import CONTACT_ID, JOURNEY_NAME, JOURNEY_VERSION
 from workflows.runtime import Journey
 
 # Histories are fetched this many at a time; replaying itself runs one at a time in the
@@ -284,15 +284,23 @@ def _explained(failure: Exception) -> str:
 # ----- running enrollments on a server --------------------------------------------------------
 
 
-def running_query(journey: str | None = None, version: int | None = None) -> str:
-    """The visibility query for running executions, narrowed to a journey and/or version."""
+def running_query(
+    journey: str | None = None, version: int | None = None, contact_id: str | None = None
+) -> str:
+    """The visibility query for running executions, narrowed to a journey, a version and/or
+    one contact's enrollments."""
     terms = ['ExecutionStatus = "Running"']
     if journey is not None:
-        escaped = journey.replace("\\", "\\\\").replace('"', '\\"')
-        terms.append(f'{JOURNEY_NAME.name} = "{escaped}"')
+        terms.append(f'{JOURNEY_NAME.name} = "{_quoted(journey)}"')
     if version is not None:
         terms.append(f"{JOURNEY_VERSION.name} = {int(version)}")
+    if contact_id is not None:
+        terms.append(f'{CONTACT_ID.name} = "{_quoted(contact_id)}"')
     return " AND ".join(terms)
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 async def replay_running(
@@ -300,6 +308,7 @@ async def replay_running(
     *,
     journey: str | None = None,
     version: int | None = None,
+    contact_id: str | None = None,
     limit: int | None = None,
     workflows: Sequence[type] | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
@@ -317,7 +326,7 @@ async def replay_running(
     """
     classes = list(workflows) if workflows is not None else current_workflows()
     known = _by_type(classes)
-    query = running_query(journey, version)
+    query = running_query(journey, version, contact_id)
     matched = (await client.count_workflows(query)).count
     executions = [execution async for execution in client.list_workflows(query, limit=limit)]
     tally = _Tally(len(executions), progress)

@@ -60,6 +60,9 @@ def add_replay_command(
         help="only enrollments on this version",
     )
     parser.add_argument(
+        "--contact", metavar="ID", default=None, help="only this contact's enrollments"
+    )
+    parser.add_argument(
         "--limit",
         metavar="N",
         type=_positive,
@@ -128,6 +131,7 @@ async def replay_command(
                 client,
                 journey=args.journey,
                 version=args.version,
+                contact_id=args.contact,
                 limit=args.limit,
                 workflows=workflows,
                 concurrency=args.concurrency or DEFAULT_CONCURRENCY,
