@@ -207,6 +207,11 @@ class EnrollmentService:
             if latest is not None and latest.start_token == token:
                 return StartJourneyResult(cls.name, workflow_id, "started")
             return _skipped(cls, workflow_id, "reentry_never")
+        if never:
+            # FAIL on any existing run, running or closed: a start that returned made the run.
+            # (Bulk enrollment starts thousands of these; the describe below would double the
+            # round trips.)
+            return StartJourneyResult(cls.name, workflow_id, "started")
         description = await self._client.get_workflow_handle(
             workflow_id, run_id=handle.result_run_id
         ).describe(rpc_timeout=RPC_TIMEOUT)
