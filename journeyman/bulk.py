@@ -56,8 +56,9 @@ INSERT_CHUNK = 5_000
 # Like the contacts API (`ContactId`): ids become part of workflow ids, so no colon, no
 # whitespace, no control characters, at most 200 characters.
 _CONTACT_ID = re.compile(r"^[^\s:\x00-\x1f\x7f]{1,200}$")
-# Bulk ids are what `start` makes: 32 hex digits.
-_BULK_ID = re.compile(r"^[0-9a-f]{32}$")
+# Bulk ids are what `start` makes (32 hex digits) or what a journey's Temporal Schedule makes
+# of `bulk:<journey>:scheduled`: Temporal appends the run's scheduled time.
+_BULK_ID = re.compile(r"^(?:[0-9a-f]{32}|scheduled-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$")
 # Memo keys: what a listing or a failed run's progress can show without a query.
 MEMO_SOURCE = "source"
 MEMO_TOTAL = "total"

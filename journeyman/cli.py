@@ -1,5 +1,5 @@
-"""The `journeyman` command: `dev`, `worker`, `api`, `migrate`, `enroll`, `replay` and
-`simulate`.
+"""The `journeyman` command: `dev`, `worker`, `api`, `migrate`, `enroll`, `replay`,
+`simulate`, `journeys`, `contact` and `exit`.
 
 Options that name a setting override its `JOURNEYMAN_*` environment variable for this run;
 everything not given on the command line comes from `Settings`, which reads the environment.
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from journeyman.ops_cli import add_ops_commands
 from journeyman.replay_cli import add_replay_command
 from journeyman.settings import Settings
 from journeyman.simulate_cli import add_simulate_command
@@ -152,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_temporal_options(enroll)
     add_replay_command(commands)
     add_simulate_command(commands)
+    add_ops_commands(
+        commands,
+        storage_options=_add_storage_options,
+        temporal_options=_add_temporal_options,
+    )
     return parser
 
 
@@ -336,6 +342,24 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
     return run_simulate_command(args, settings)
 
 
+def _journeys(args: argparse.Namespace, settings: Settings) -> int:
+    from journeyman.ops_cli import run_journeys_command
+
+    return run_journeys_command(args, settings)
+
+
+def _contact(args: argparse.Namespace, settings: Settings) -> int:
+    from journeyman.ops_cli import run_contact_command
+
+    return run_contact_command(args, settings)
+
+
+def _exit(args: argparse.Namespace, settings: Settings) -> int:
+    from journeyman.ops_cli import run_exit_command
+
+    return run_exit_command(args, settings)
+
+
 COMMANDS = {
     "dev": _dev,
     "worker": _worker,
@@ -344,6 +368,9 @@ COMMANDS = {
     "enroll": _enroll,
     "replay": _replay,
     "simulate": _simulate,
+    "journeys": _journeys,
+    "contact": _contact,
+    "exit": _exit,
 }
 
 

@@ -18,6 +18,7 @@ from persistence import Database, EventRecord
 from tests.api.helpers import API_KEY, eventually
 from tests.bulk.conftest import BulkSetup, bulk_setup, make_contacts
 from tests.support import running_app
+from workflows.contracts import BULK_ENROLLMENT, BulkEnrollmentInput
 
 BASE = "/v1/journeys/welcome_series/bulk-enrollments"
 
@@ -204,3 +205,22 @@ async def test_temporal_down_is_a_503(setup: BulkSetup, database: Database) -> N
         progress = await client.get(f"{BASE}/{uuid.uuid4().hex}")
     assert response.status_code == 503, response.text
     assert progress.status_code == 503, progress.text
+
+
+async def test_a_scheduled_runs_progress_is_read_by_its_scheduled_id(
+    api: httpx.AsyncClient, setup: BulkSetup, database: Database
+) -> None:
+    """A journey's schedule starts `bulk:<journey>:scheduled` and Temporal appends the time:
+    that run's progress is readable like one started through the API."""
+    ids = await make_contacts(database, 3)
+    list_id, _ = await setup.service.create_list(ids)
+    bulk_id = "scheduled-2026-11-23T10:00:00Z"
+    await setup.client.start_workflow(
+        BULK_ENROLLMENT,
+        BulkEnrollmentInput(journey="welcome_series", list_id=list_id, starts_per_second=100),
+        id=f"bulk:welcome_series:{bulk_id}",
+        task_queue=setup.settings.task_queue,
+    )
+    final = await finished(api, f"{BASE}/{bulk_id}")
+    assert (final["status"], final["started"]) == ("completed", 3)
+    assert (await api.get(f"{BASE}/scheduled-tomorrow")).status_code == 404

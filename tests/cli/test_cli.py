@@ -10,7 +10,18 @@ import pytest
 from journeyman.cli import build_parser, load_settings, main
 from tests.conftest import binary
 
-COMMANDS = ["dev", "worker", "api", "migrate", "enroll", "replay", "simulate"]
+COMMANDS = [
+    "dev",
+    "worker",
+    "api",
+    "migrate",
+    "enroll",
+    "replay",
+    "simulate",
+    "journeys",
+    "contact",
+    "exit",
+]
 
 
 def test_console_script_lists_every_command() -> None:
