@@ -200,7 +200,7 @@ class JourneyActivities:
 
     def _context(self, request: SendRequest, contact: Contact) -> dict[str, Any]:
         context = self.renderer.context(
-            contact=_snapshot(contact),
+            contact=contact_snapshot(contact),
             event=request.trigger,
             journey=request.journey,
             step=request.step,
@@ -411,7 +411,7 @@ class JourneyActivities:
             score = await session.get(LeadScore, request.contact_id)
         if contact is None:
             return ContactSnapshot(contact_id=request.contact_id, exists=False)
-        snapshot = _snapshot(contact)
+        snapshot = contact_snapshot(contact)
         if score is not None:
             half_life = timedelta(days=self.settings.score_half_life_days)
             snapshot.score = decayed(score.points, score.as_of, datetime.now(UTC), half_life)
@@ -502,7 +502,8 @@ class JourneyActivities:
         return await self.starter(request)
 
 
-def _snapshot(contact: Contact) -> ContactSnapshot:
+def contact_snapshot(contact: Contact) -> ContactSnapshot:
+    """What `read_contact` answers for a contact row (the score is added by the caller)."""
     return ContactSnapshot(
         contact_id=contact.contact_id,
         exists=True,

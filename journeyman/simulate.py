@@ -67,6 +67,7 @@ from activities.caps import slot_frees_at
 from activities.channels.push import push_token
 from activities.channels.sms import e164
 from activities.channels.webhook import webhook_body
+from activities.journey_activities import contact_snapshot
 from activities.policy import (
     DORMANT,
     FREQUENCY_CAP,
@@ -357,7 +358,7 @@ class _Capture:
 
         @activity.defn(name=READ_CONTACT)
         async def read_contact(request: ContactRequest) -> ContactSnapshot:
-            return capture.snapshot()
+            return capture.snapshot(capture.row(activity.info().current_attempt_scheduled_time))
 
         @activity.defn(name=NEXT_LOCAL_TIME)
         async def next_local_time(request: LocalTimeRequest) -> LocalTimeResult:
@@ -413,21 +414,12 @@ class _Capture:
 
     # ----- contact -----------------------------------------------------------------------
 
-    def snapshot(self) -> ContactSnapshot:
-        contact = self.contact
-        return ContactSnapshot(
-            contact_id=contact.contact_id,
-            exists=True,
-            email=contact.email,
-            phone=contact.phone,
-            timezone=contact.timezone,
-            locale=contact.locale,
-            attributes=dict(contact.attributes),
-            consent={channel: contact.has_consent(channel) for channel in CONSENT_CHANNELS},
-            score=contact.score,
-            qualified=contact.qualified,
-            lifecycle_stage=contact.lifecycle_stage,
-        )
+    def snapshot(self, row: Contact) -> ContactSnapshot:
+        """What `read_contact` would answer: the row's snapshot with the simulated score."""
+        snapshot = contact_snapshot(row)
+        snapshot.score = self.contact.score
+        snapshot.qualified = self.contact.qualified
+        return snapshot
 
     def row(self, now: datetime) -> Contact:
         """The contact as the policy functions read it (a row never stored)."""
@@ -547,7 +539,7 @@ class _Capture:
             body = webhook_body(request, contact)
             return {"subject": None, "preview": _clip(json.dumps(body["payload"], default=str))}
         context = self.renderer.context(
-            contact=self.snapshot(),
+            contact=self.snapshot(contact),
             event=request.trigger,
             journey=request.journey,
             step=request.step,
@@ -582,7 +574,7 @@ class _Capture:
     def notify(self, request: SalesNotification, now: datetime) -> SalesNotificationResult:
         """Render the internal email as `activities.crm_sync` would; queue and send nothing."""
         context = self.renderer.context(
-            contact=self.snapshot(),
+            contact=self.snapshot(self.row(now)),
             event=None,
             journey=request.journey,
             step=request.step,

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
@@ -17,6 +18,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from persistence import Database, create_database, migrate
+from tests.crm.fake_hubspot import FakeHubSpot, running_fake_hubspot
 from workflows.contracts import SEARCH_ATTRIBUTES
 
 POSTGRES_ADMIN_DSN = os.environ.get(
@@ -115,3 +117,25 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+# ----- a local HubSpot (tests/crm/fake_hubspot.py), for the CRM tests of every folder -------
+
+
+@pytest.fixture(scope="session")
+async def _hubspot_server() -> AsyncIterator[FakeHubSpot]:
+    async with running_fake_hubspot() as fake:
+        yield fake
+
+
+@pytest.fixture
+def hubspot(_hubspot_server: FakeHubSpot) -> FakeHubSpot:
+    """The local HubSpot with nothing stored, no failures queued and an empty request log."""
+    _hubspot_server.reset()
+    return _hubspot_server
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client

@@ -101,6 +101,13 @@ BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
 )
+# The same, except that a mistake in the journey (an unknown timezone, an unknown segment)
+# fails at once rather than retrying forever.
+DEFINITION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[ERR_JOURNEY_DEFINITION],
+)
 
 
 class Journey:
@@ -422,11 +429,7 @@ class Journey:
             ),
             result_type=LocalTimeResult,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                maximum_interval=timedelta(minutes=1),
-                non_retryable_error_types=[ERR_JOURNEY_DEFINITION],
-            ),
+            retry_policy=DEFINITION_RETRY,
             summary=f"{step}: next {at} local",
         )
         self._wait_until = resolved.at
@@ -525,11 +528,7 @@ class Journey:
             SegmentCheck(contact_id=self.contact_id, segment=segment, at=workflow.now()),
             result_type=SegmentCheckResult,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1),
-                maximum_interval=timedelta(minutes=1),
-                non_retryable_error_types=[ERR_JOURNEY_DEFINITION],
-            ),
+            retry_policy=DEFINITION_RETRY,
             summary=f"{step}: in segment {segment}?",
         )
         await self._complete(step, "in_segment", "member" if result.member else "not a member")

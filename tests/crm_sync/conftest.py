@@ -4,7 +4,6 @@ real HTTP server speaking HubSpot's documented shapes) and the real HubSpot conn
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,29 +16,10 @@ from activities.crm import CrmConnector, build_crm_connector
 from activities.crm_sync import CrmSyncActivities
 from journeyman.settings import Settings
 from persistence import CrmOutbox, CrmTask, Database
-from tests.crm.fake_hubspot import FakeHubSpot, running_fake_hubspot
+from tests.crm.fake_hubspot import FakeHubSpot
 
 WINDOW = timedelta(seconds=10)
 TEMPLATE = "sales/alert"
-
-
-@pytest.fixture(scope="session")
-async def _hubspot_server() -> AsyncIterator[FakeHubSpot]:
-    async with running_fake_hubspot() as fake:
-        yield fake
-
-
-@pytest.fixture
-def hubspot(_hubspot_server: FakeHubSpot) -> FakeHubSpot:
-    """The local HubSpot with nothing stored, no failures queued and an empty request log."""
-    _hubspot_server.reset()
-    return _hubspot_server
-
-
-@pytest.fixture(scope="session")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
 
 
 @pytest.fixture(scope="session")

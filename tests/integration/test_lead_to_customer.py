@@ -28,7 +28,7 @@ from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database, Enrollment
 from tests.api.helpers import eventually
-from tests.crm.fake_hubspot import CLIENT_SECRET, TOKEN, FakeHubSpot, running_fake_hubspot
+from tests.crm.fake_hubspot import CLIENT_SECRET, TOKEN, FakeHubSpot
 from worker import build_worker
 
 API_KEY = "lead-key"
@@ -42,12 +42,6 @@ pytestmark = pytest.mark.integration
 def sink() -> Iterator[SmtpSink]:
     with SmtpSink() as running:
         yield running
-
-
-@pytest.fixture
-async def hubspot() -> AsyncIterator[FakeHubSpot]:
-    async with running_fake_hubspot() as server:
-        yield server
 
 
 @pytest.fixture
