@@ -31,7 +31,8 @@ from api.routers import (
 from api.schemas.common import ErrorOut
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings, get_settings
-from journeyman.tracing import configure_tracing, instrument_app, temporal_plugins
+from journeyman.temporal import connect_options
+from journeyman.tracing import configure_tracing, instrument_app
 from journeyman.unsubscribe import ConsentService
 from persistence import Database, create_database
 
@@ -57,10 +58,7 @@ def create_app(
             # With tracing on, the plugin carries each request's trace into the workflows it
             # starts or signals.
             temporal = client or await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                lazy=True,
-                plugins=temporal_plugins(settings),
+                settings.temporal_address, lazy=True, **connect_options(settings)
             )
             app.state.database = db
             app.state.client = temporal

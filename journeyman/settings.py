@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
     task_queue: str = "journeyman"
+    # Temporal Cloud or a TLS-secured cluster. An API key implies TLS; a client certificate and
+    # key (PEM files) are mTLS; a CA file verifies a self-hosted server's certificate.
+    temporal_api_key: str = ""
+    temporal_tls: bool = False
+    temporal_tls_cert_path: Path | None = None
+    temporal_tls_key_path: Path | None = None
+    temporal_tls_ca_path: Path | None = None
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEV_API_KEY])
     secret_key: str = DEV_SECRET_KEY
     public_url: str = "http://localhost:8000"
@@ -207,6 +214,10 @@ class Settings(BaseSettings):
                 raise ValueError("JOURNEYMAN_API_KEYS must not contain the dev key in production")
             if self.crm == "webhook" and self.crm_webhook_secret in ("", DEV_CRM_WEBHOOK_SECRET):
                 raise ValueError("JOURNEYMAN_CRM_WEBHOOK_SECRET must be set in production")
+        if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
+            raise ValueError(
+                "JOURNEYMAN_TEMPORAL_TLS_CERT_PATH and JOURNEYMAN_TEMPORAL_TLS_KEY_PATH go together"
+            )
         if self.score_disqualify_below > self.score_qualify_at:
             raise ValueError(
                 "JOURNEYMAN_SCORE_DISQUALIFY_BELOW must not exceed JOURNEYMAN_SCORE_QUALIFY_AT"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -17,6 +18,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.service import TLSConfig
 
 from journeyman.settings import Settings
 from journeyman.tracing import temporal_plugins
@@ -44,14 +46,35 @@ def search_attribute_flags() -> list[str]:
     return [f"{key.name}={_CLI_TYPE_NAMES[key.indexed_value_type]}" for key in SEARCH_ATTRIBUTES]
 
 
-async def connect(settings: Settings) -> Client:
-    # With tracing on, the OpenTelemetry plugin: on the client, it also traces the workflows
-    # and activities of every worker built from it.
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        plugins=temporal_plugins(settings),
+def connect_options(settings: Settings) -> dict[str, Any]:
+    """`Client.connect`'s keyword arguments from the settings, for every process.
+
+    With tracing on, the OpenTelemetry plugin: on the client, it also traces the workflows and
+    activities of every worker built from it. An API key (Temporal Cloud) travels as a bearer
+    token, over TLS; client certificates are mTLS. The PEM files are read here, at start-up,
+    so a missing one stops the process with its path.
+    """
+    options: dict[str, Any] = {
+        "namespace": settings.temporal_namespace,
+        "plugins": temporal_plugins(settings),
+    }
+    if settings.temporal_api_key:
+        options["api_key"] = settings.temporal_api_key
+    paths = (
+        settings.temporal_tls_cert_path,
+        settings.temporal_tls_key_path,
+        settings.temporal_tls_ca_path,
     )
+    if any(paths):
+        cert, key, ca = (path.read_bytes() if path else None for path in paths)
+        options["tls"] = TLSConfig(client_cert=cert, client_private_key=key, server_root_ca_cert=ca)
+    elif settings.temporal_tls or settings.temporal_api_key:
+        options["tls"] = True
+    return options
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(settings.temporal_address, **connect_options(settings))
 
 
 async def connect_when_ready(settings: Settings) -> Client:
