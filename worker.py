@@ -99,6 +99,12 @@ def build_worker(
             *(a for part in features for a in part.activities),
         ],
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
+        max_task_queue_activities_per_second=(
+            settings.worker_max_task_queue_activities_per_second or None
+        ),
         # Times each send; exported only when the client's runtime exports metrics.
         interceptors=[SendLatencyInterceptor()],
     )

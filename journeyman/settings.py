@@ -80,6 +80,15 @@ class Settings(BaseSettings):
     webhook_secret: str = "dev-webhook-secret"
     provider_timeout_seconds: float = 15.0
 
+    # Worker tuning (the Temporal SDK's defaults): sends in flight, journey steps processed at
+    # once, enrollments kept in memory between their steps, and a server-enforced cap on the
+    # task queue's activities per second across all workers (0: none; every worker of the
+    # queue must set the same value).
+    worker_max_concurrent_activities: int = Field(default=100, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
+    worker_max_task_queue_activities_per_second: float = Field(default=0.0, ge=0)
+
     # The worker's metrics for Prometheus (Temporal SDK metrics and send latency), served by
     # the Temporal runtime on this ip:port; empty serves none. The API's are at /metrics.
     worker_metrics_address: str = ""

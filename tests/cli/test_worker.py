@@ -94,6 +94,30 @@ async def test_build_worker_registers_every_catalog_journey_and_activity(
     assert set(acts.senders) == {"email", "sms", "push", "webhook"}
 
 
+async def test_worker_tuning_comes_from_the_settings(
+    time_env: WorkflowEnvironment, database: Database, task_queue: str
+) -> None:
+    settings = Settings(
+        task_queue=task_queue,
+        worker_max_concurrent_activities=7,
+        worker_max_concurrent_workflow_tasks=9,
+        worker_max_cached_workflows=11,
+        worker_max_task_queue_activities_per_second=2.5,
+    )
+    async with httpx.AsyncClient() as http:
+        config = _worker(time_env.client, settings, database, http).config()
+    assert (
+        config["max_concurrent_activities"],
+        config["max_concurrent_workflow_tasks"],
+        config["max_cached_workflows"],
+        config["max_task_queue_activities_per_second"],
+    ) == (7, 9, 11, 2.5)
+    defaults = Settings(task_queue=f"{task_queue}-defaults")
+    async with httpx.AsyncClient() as http:
+        config = _worker(time_env.client, defaults, database, http).config()
+    assert config["max_task_queue_activities_per_second"] is None  # 0 means no cap
+
+
 async def test_with_a_crm_the_worker_also_runs_the_crm_sync(
     time_env: WorkflowEnvironment, database: Database, task_queue: str
 ) -> None:
