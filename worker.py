@@ -37,6 +37,7 @@ from journeyman.temporal import connect_when_ready, ensure_search_attributes
 from journeyman.tracing import configure_tracing
 from persistence import Database, create_database
 from workflows import catalog
+from workflows.contracts import SEND_MESSAGE
 
 log = logging.getLogger("journeyman.worker")
 
@@ -110,6 +111,28 @@ def build_worker(
     )
 
 
+def build_send_worker(client: Client, settings: Settings, worker: Worker) -> Worker | None:
+    """With JOURNEYMAN_SEND_TASK_QUEUE set, a second worker polling that queue for sends only
+    (the main worker's own `send_message`), capped at JOURNEYMAN_SEND_MAX_PER_SECOND across all
+    workers by the server: a provider's quota limits sends, not every activity."""
+    if not settings.send_task_queue:
+        return None
+    (send,) = (
+        fn
+        for fn in worker.config()["activities"]
+        if getattr(fn, "__temporal_activity_definition").name == SEND_MESSAGE
+    )
+    return Worker(
+        client,
+        task_queue=settings.send_task_queue,
+        activities=[send],
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_task_queue_activities_per_second=settings.send_max_per_second or None,
+        interceptors=[SendLatencyInterceptor()],
+    )
+
+
 async def run_worker(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then let in-flight tasks finish and exit."""
     if settings.worker_metrics_address:
@@ -147,22 +170,25 @@ async def run_worker(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        running = asyncio.create_task(worker.run())
+        workers = [w for w in (worker, build_send_worker(client, settings, worker)) if w]
+        running = [asyncio.create_task(w.run()) for w in workers]
         stopping = asyncio.create_task(stop.wait())
         log.info(
-            "Worker polling task queue %r on %s (namespace %s)",
+            "Worker polling task queue %r%s on %s (namespace %s)",
             settings.task_queue,
+            f" and {settings.send_task_queue!r} for sends" if len(workers) > 1 else "",
             settings.temporal_address,
             settings.temporal_namespace,
         )
-        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if running.done():
+        await asyncio.wait({*running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if any(task.done() for task in running):
             stopping.cancel()
-            running.result()  # a fatal worker error: let it surface
-            return
+            for task in running:
+                if task.done():
+                    task.result()  # a fatal worker error: let it surface
         log.info("Stopping: finishing in-flight tasks (up to %s)", GRACEFUL_SHUTDOWN)
-        await worker.shutdown()
-        await running
+        await asyncio.gather(*(w.shutdown() for w in workers))
+        await asyncio.gather(*running)
     finally:
         await http.aclose()
         await database.dispose()

@@ -183,7 +183,12 @@ class EnrollmentService:
         try:
             handle = await self._client.start_workflow(
                 cls.workflow_type(),
-                EnrollmentInput(contact_id=request.contact_id, key=key, trigger=trigger),
+                EnrollmentInput(
+                    contact_id=request.contact_id,
+                    key=key,
+                    trigger=trigger,
+                    send_task_queue=self._settings.send_task_queue or None,
+                ),
                 id=workflow_id,
                 task_queue=self._settings.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     webhook_secret: str = "dev-webhook-secret"
     provider_timeout_seconds: float = 15.0
 
+    # Sends on their own task queue (empty: the journeys' queue), so that a provider quota can
+    # cap them alone: the worker then also polls it for sends only, at most
+    # `send_max_per_second` across all workers (0: no cap). Set before enrollments start:
+    # each keeps the queue it started with.
+    send_task_queue: str = ""
+    send_max_per_second: float = Field(default=0.0, ge=0)
+
     # Worker tuning (the Temporal SDK's defaults): sends in flight, journey steps processed at
     # once, enrollments kept in memory between their steps, and a server-enforced cap on the
     # task queue's activities per second across all workers (0: none; every worker of the

@@ -90,6 +90,10 @@ class EnrollmentInput:
     contact_id: str
     key: str | None = None
     trigger: Event | None = None
+    # The task queue of this enrollment's sends (JOURNEYMAN_SEND_TASK_QUEUE), so a provider
+    # quota can cap sends alone; None: the enrollment's own queue. Fixed at the start, so a
+    # replay schedules its sends where the first run did.
+    send_task_queue: str | None = None
 
 
 @dataclass

@@ -330,6 +330,7 @@ class Journey:
                 result: SendResult = await workflow.execute_activity(
                     SEND_MESSAGE,
                     request,
+                    task_queue=self.enrollment.send_task_queue,
                     result_type=SendResult,
                     start_to_close_timeout=SEND_TIMEOUT,
                     schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
@@ -376,6 +377,7 @@ class Journey:
             settled: SendResult = await workflow.execute_activity(
                 SEND_MESSAGE,
                 dataclasses.replace(request, give_up=failed.reason or "gave_up"),
+                task_queue=self.enrollment.send_task_queue,
                 result_type=SendResult,
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
                 retry_policy=BOOKKEEPING_RETRY,
