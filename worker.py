@@ -111,6 +111,25 @@ def build_worker(
     )
 
 
+def wired_worker(
+    client: Client, settings: Settings, database: Database, http: httpx.AsyncClient
+) -> Worker:
+    """`build_worker` with the parts the settings name: SMTP, the SMS, push and webhook
+    adapters on `http`, the CRM connector, starts through an `EnrollmentService`. This is the
+    worker `journeyman worker` runs."""
+    renderer = TemplateRenderer.from_settings(settings)
+    return build_worker(
+        client,
+        settings,
+        database,
+        renderer=renderer,
+        mailer=SmtpMailer.from_settings(settings),
+        starter=EnrollmentService(client=client, database=database, settings=settings).start,
+        senders=build_channel_senders(settings, renderer, http),
+        crm=build_crm_connector(settings, http),
+    )
+
+
 def build_send_worker(client: Client, settings: Settings, worker: Worker) -> Worker | None:
     """With JOURNEYMAN_SEND_TASK_QUEUE set, a second worker polling that queue for sends only
     (the main worker's own `send_message`), capped at JOURNEYMAN_SEND_MAX_PER_SECOND across all
@@ -150,19 +169,7 @@ async def run_worker(settings: Settings) -> None:
     # One HTTP client for every provider call, so connections are pooled across sends.
     http = httpx.AsyncClient()
     try:
-        crm = build_crm_connector(settings, http)
-        service = EnrollmentService(client=client, database=database, settings=settings)
-        renderer = TemplateRenderer.from_settings(settings)
-        worker = build_worker(
-            client,
-            settings,
-            database,
-            renderer=renderer,
-            mailer=SmtpMailer.from_settings(settings),
-            starter=service.start,
-            senders=build_channel_senders(settings, renderer, http),
-            crm=crm,
-        )
+        worker = wired_worker(client, settings, database, http)
         await ensure_crm_sync(client, settings)
         # The journeys' Temporal Schedules, created or updated from their declarations.
         await ensure_schedules(client, settings)

@@ -12,9 +12,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import JourneyActivities, SmtpMailer, TemplateRenderer
-from activities.channels import build_channel_senders
-from activities.crm import build_crm_connector
+from activities import JourneyActivities
 from journeyman.crm.contracts import PUSH_DUE
 from journeyman.enrollments import EnrollmentService
 from journeyman.scoring.contracts import APPLY_SCORE_EVENT, CHECK_SCORE_DECAY
@@ -23,7 +21,7 @@ from journeyman.smtp_sink import SmtpSink
 from journeyman.temporal import ensure_search_attributes, missing_search_attributes
 from persistence import Contact, Database
 from tests.conftest import binary
-from worker import build_worker
+from worker import wired_worker
 from workflows import catalog
 from workflows.bulk_enrollment import BULK_COUNT, BULK_PAGE, BULK_START, BulkEnrollment
 from workflows.contracts import (
@@ -46,18 +44,7 @@ def _worker(
     client: Client, settings: Settings, database: Database, http: httpx.AsyncClient
 ) -> Worker:
     """Built as `run_worker` builds it, from real parts (the CRM connector too)."""
-    service = EnrollmentService(client=client, database=database, settings=settings)
-    renderer = TemplateRenderer.from_settings(settings)
-    return build_worker(
-        client,
-        settings,
-        database,
-        renderer=renderer,
-        mailer=SmtpMailer.from_settings(settings),
-        starter=service.start,
-        senders=build_channel_senders(settings, renderer, http),
-        crm=build_crm_connector(settings, http),
-    )
+    return wired_worker(client, settings, database, http)
 
 
 async def test_build_worker_registers_every_catalog_journey_and_activity(

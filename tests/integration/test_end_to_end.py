@@ -14,14 +14,12 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities import SmtpMailer, TemplateRenderer
 from api import create_app
-from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Database, Enrollment, Message
 from tests.api.helpers import eventually
-from worker import build_worker
+from worker import wired_worker
 from workflows.contracts import EnrollmentResult
 
 API_KEY = "e2e-key"
@@ -53,18 +51,9 @@ def settings(database_url: str, task_queue: str, sink: SmtpSink) -> Settings:
 
 @pytest.fixture
 async def api(
-    dev_env: WorkflowEnvironment, database: Database, settings: Settings
+    dev_env: WorkflowEnvironment, database: Database, settings: Settings, http: httpx.AsyncClient
 ) -> AsyncIterator[httpx.AsyncClient]:
-    worker = build_worker(
-        dev_env.client,
-        settings,
-        database,
-        renderer=TemplateRenderer.from_settings(settings),
-        mailer=SmtpMailer.from_settings(settings),
-        starter=EnrollmentService(
-            client=dev_env.client, database=database, settings=settings
-        ).start,
-    )
+    worker = wired_worker(dev_env.client, settings, database, http)
     app = create_app(settings, client=dev_env.client, database=database)
     async with worker, app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

@@ -19,17 +19,14 @@ import pytest
 from sqlmodel import select
 from temporalio.testing import WorkflowEnvironment
 
-from activities import SmtpMailer, TemplateRenderer
-from activities.crm import build_crm_connector
 from api import create_app
 from journeyman.crm.start import ensure_crm_sync
-from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database, Enrollment
 from tests.api.helpers import eventually
 from tests.crm.fake_hubspot import CLIENT_SECRET, TOKEN, FakeHubSpot
-from worker import build_worker
+from worker import wired_worker
 
 API_KEY = "lead-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
@@ -72,15 +69,7 @@ async def api(
 ) -> AsyncIterator[httpx.AsyncClient]:
     client = dev_env.client
     async with httpx.AsyncClient() as http:
-        worker = build_worker(
-            client,
-            settings,
-            database,
-            renderer=TemplateRenderer.from_settings(settings),
-            mailer=SmtpMailer.from_settings(settings),
-            starter=EnrollmentService(client=client, database=database, settings=settings).start,
-            crm=build_crm_connector(settings, http),
-        )
+        worker = wired_worker(client, settings, database, http)
         app = create_app(settings, client=client, database=database)
         async with worker, app.router.lifespan_context(app):
             assert await ensure_crm_sync(client, settings)

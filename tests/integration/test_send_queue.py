@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from activities import SmtpMailer, TemplateRenderer
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database
-from worker import build_send_worker, build_worker
+from worker import build_send_worker, wired_worker
 from workflows.contracts import Event, StartJourneyRequest
 
 pytestmark = pytest.mark.integration
 
 
 async def test_sends_go_through_their_own_queue_with_its_own_cap(
-    dev_env: WorkflowEnvironment, database: Database, task_queue: str
+    dev_env: WorkflowEnvironment, database: Database, task_queue: str, http: httpx.AsyncClient
 ) -> None:
     contact_id = f"c-{uuid.uuid4().hex[:8]}"
     async with database.session() as session:
@@ -38,14 +38,7 @@ async def test_sends_go_through_their_own_queue_with_its_own_cap(
             quiet_hours="",
         )
         service = EnrollmentService(client=client, database=database, settings=settings)
-        worker = build_worker(
-            client,
-            settings,
-            database,
-            renderer=TemplateRenderer.from_settings(settings),
-            mailer=SmtpMailer.from_settings(settings),
-            starter=service.start,
-        )
+        worker = wired_worker(client, settings, database, http)
         sends = build_send_worker(client, settings, worker)
         assert sends is not None
         config = sends.config()
@@ -75,17 +68,8 @@ async def test_sends_go_through_their_own_queue_with_its_own_cap(
 
 
 async def test_without_the_setting_there_is_no_send_worker(
-    dev_env: WorkflowEnvironment, database: Database, task_queue: str
+    dev_env: WorkflowEnvironment, database: Database, task_queue: str, http: httpx.AsyncClient
 ) -> None:
     settings = Settings(task_queue=task_queue)
-    worker = build_worker(
-        dev_env.client,
-        settings,
-        database,
-        renderer=TemplateRenderer.from_settings(settings),
-        mailer=SmtpMailer.from_settings(settings),
-        starter=EnrollmentService(
-            client=dev_env.client, database=database, settings=settings
-        ).start,
-    )
+    worker = wired_worker(dev_env.client, settings, database, http)
     assert build_send_worker(dev_env.client, settings, worker) is None
