@@ -30,6 +30,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.service import RPCError
 
+from journeyman.dormancy import wake
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.signing import InvalidToken, Signer, TrackingClaim, read_tracking
@@ -129,6 +130,7 @@ class EngagementService:
                 )
             )
             first = await self._first_open(session, message, now)
+            await wake(session, message.contact_id, now)
             click_id = engagement.source_id  # "clicked:<uuid>": this click, and only it
             session.add(
                 _event(

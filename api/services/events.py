@@ -11,18 +11,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import update
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.schemas.events import EventIn
 from api.services.contacts import ensure_contact
 from api.services.sql import insert_if_absent
+from journeyman.dormancy import wake
 from journeyman.enrollments import EnrollmentService
 from journeyman.metrics import count_ingested, count_routed
-from persistence import Contact, Database, EventRecord
+from persistence import Database, EventRecord
 from persistence.models import as_utc, utcnow
 from workflows.contracts import Event, StartJourneyResult
 
@@ -142,28 +140,11 @@ async def _store(database: Database, event: Event) -> EventRecord | None:
             await ensure_contact(
                 session=session, dialect=database.dialect, contact_id=event.contact_id
             )
-            await _wake(session, event.contact_id, as_utc(occurred_at))
+            await wake(session, event.contact_id, as_utc(occurred_at))
             await session.commit()
             return None
         await session.rollback()
         return await session.get(EventRecord, event.id)
-
-
-async def _wake(session: AsyncSession, contact_id: str, occurred_at: datetime) -> None:
-    """A dormant contact who acts is active again: marketing email may reach them anew.
-
-    An event that occurred before they were marked dormant (a late upload) is old news and
-    wakes nobody.
-    """
-    await session.exec(
-        update(Contact)
-        .where(
-            col(Contact.contact_id) == contact_id,
-            col(Contact.dormant_at).is_not(None),
-            col(Contact.dormant_at) <= occurred_at,
-        )
-        .values(dormant_at=None)
-    )
 
 
 def _differences(earlier: EventRecord, event_in: EventIn) -> list[str]:

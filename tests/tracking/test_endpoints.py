@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from journeyman.engagement import EngagementService, opened_event_id
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.signing import InvalidToken, Signer, click_token, open_token, read_tracking
-from persistence import Database, Engagement, EventRecord, Message
+from persistence import Contact, Database, Engagement, EventRecord, Message
 from tests.activities.conftest import closed_port
 
 from .conftest import add_message
@@ -256,3 +256,30 @@ async def test_a_click_while_temporal_is_down_still_redirects_and_is_routed_by_t
     assert later.routed == (click.id,)
     _row, _engagements, events = await state(database, message.message_id)
     assert all(e.routed_at is not None for e in events)
+
+
+async def test_a_click_wakes_a_dormant_contact_an_open_does_not(
+    web: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    """A click is the contact acting; a pixel may be a mail client or a privacy proxy."""
+    message = await add_message(database, LINKS)
+    async with database.session() as session:
+        contact = await session.get(Contact, message.contact_id)
+        assert contact is not None
+        contact.dormant_at = datetime.now(UTC) - timedelta(days=1)
+        session.add(contact)
+        await session.commit()
+
+    assert_pixel(await web.get(f"/t/o/{open_token(signer(settings), message.message_id)}"), 200)
+    assert await dormant_at(database, message.contact_id) is not None
+
+    click = click_token(signer(settings), message.message_id, 0)
+    assert (await web.get(f"/t/c/{click}")).status_code == 302
+    assert await dormant_at(database, message.contact_id) is None
+
+
+async def dormant_at(database: Database, contact_id: str) -> datetime | None:
+    async with database.session() as session:
+        contact = await session.get(Contact, contact_id, populate_existing=True)
+    assert contact is not None
+    return contact.dormant_at

@@ -1,0 +1,30 @@
+"""Dormant contacts (list hygiene): a re-engagement journey marks a silent contact dormant, and
+the contact's own next action makes them active again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import col, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from persistence import Contact
+
+
+async def wake(session: AsyncSession, contact_id: str, occurred_at: datetime) -> None:
+    """A dormant contact who acts is active again: marketing email may reach them anew.
+
+    Called, in the caller's transaction, for a new behaviour event and for a click in an email
+    (a deliberate act; an open is not, since mail clients and privacy proxies load pixels by
+    themselves). Something that happened before they were marked dormant (a late upload) is
+    old news and wakes nobody.
+    """
+    await session.exec(
+        update(Contact)
+        .where(
+            col(Contact.contact_id) == contact_id,
+            col(Contact.dormant_at).is_not(None),
+            col(Contact.dormant_at) <= occurred_at,
+        )
+        .values(dormant_at=None)
+    )
