@@ -42,8 +42,8 @@ BULK_ENROLLMENT = "bulk_enrollment"
 # refuses these names.
 SYSTEM_EVENT_NAMES = frozenset({"unsubscribed", "subscribed"})
 SYSTEM_EVENT_PREFIXES = ("email.", "lead.", "lifecycle.", "segment.")
-# In `goals`, `exits` or `waits_for`: any event of the contact (but a declared exit, and the
-# lead.* events scoring emits, which follow behaviour rather than being behaviour).
+# In `goals` or `waits_for`: any event of the contact (but a declared exit, and the lead.*
+# events scoring emits, which follow behaviour rather than being behaviour). Exits are named.
 ANY_EVENT = "*"
 
 
