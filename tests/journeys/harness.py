@@ -23,6 +23,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.rendering import RenderedEmail, TemplateRenderer
 from activities.timing import resolve_local_time
 from workflows.catalog import all_versions
 from workflows.contracts import (
@@ -293,3 +294,18 @@ async def record_history(run: Run, journey: type[Journey]) -> None:
     folder = HISTORIES / journey.workflow_type()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{scenario}.json").write_text(json.dumps(history.to_json_dict(), indent=1))
+
+
+def render_sent(renderer: TemplateRenderer, run: Run, journey: str, sent: Sent) -> RenderedEmail:
+    """The email a captured send would have been: its template rendered with the context the
+    send activity builds (the run's contact, the step and the step's context)."""
+    return renderer.render_email(
+        sent.template,
+        renderer.context(
+            contact=run.capture.contact,
+            event=None,
+            journey=journey,
+            step=sent.step,
+            step_context=sent.context,
+        ),
+    )

@@ -18,7 +18,7 @@ from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from persistence import Database
 from tests.api.helpers import API_KEY, event, parked_in, result_of
-from tests.journeys.harness import Run, enrolled
+from tests.journeys.harness import Run, enrolled, render_sent
 from tests.support import capturing_worker, running_app
 from workflows import catalog
 from workflows.contracts import (
@@ -430,16 +430,7 @@ async def test_every_template_renders_with_the_context_the_journey_passes(
     rendered: set[str] = set()
     for run in runs:
         for message in run.capture.sends:
-            email = renderer.render_email(
-                message.template,
-                renderer.context(
-                    contact=run.capture.contact,
-                    event=None,
-                    journey="lead_nurturing",
-                    step=message.step,
-                    step_context=message.context,
-                ),
-            )
+            email = render_sent(renderer, run, "lead_nurturing", message)
             assert email.subject and "\n" not in email.subject
             assert email.text.startswith("Hi Ada,")
             assert "<p>Hi Ada,</p>" in email.html

@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.rendering import TemplateRenderer
 from journeyman.settings import Settings
-from tests.journeys.harness import enrolled
+from tests.journeys.harness import enrolled, render_sent
 from workflows import catalog
 from workflows.onboarding import Onboarding
 
@@ -90,16 +90,7 @@ async def test_every_template_renders_with_the_context_the_journey_passes(
 
     greeting = f"Hi {first_name or 'there'},"
     for message in run.capture.sends:
-        email = renderer.render_email(
-            message.template,
-            renderer.context(
-                contact=run.capture.contact,
-                event=None,
-                journey="onboarding",
-                step=message.step,
-                step_context=message.context,
-            ),
-        )
+        email = render_sent(renderer, run, "onboarding", message)
         assert email.subject and "\n" not in email.subject
         assert email.text.startswith(greeting)
         assert f"<p>{greeting}</p>" in email.html
