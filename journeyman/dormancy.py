@@ -4,7 +4,10 @@ the contact's own next action makes them active again."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import ColumnElement, and_
+from sqlalchemy.orm import Mapped
 from sqlmodel import col, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,10 +24,12 @@ async def wake(session: AsyncSession, contact_id: str, occurred_at: datetime) ->
     """
     await session.exec(
         update(Contact)
-        .where(
-            col(Contact.contact_id) == contact_id,
-            col(Contact.dormant_at).is_not(None),
-            col(Contact.dormant_at) <= occurred_at,
-        )
+        .where(col(Contact.contact_id) == contact_id, wakes(col(Contact.dormant_at), occurred_at))
         .values(dormant_at=None)
     )
+
+
+def wakes(dormant_at: ColumnElement[Any] | Mapped[Any], occurred_at: Any) -> ColumnElement[bool]:
+    """SQL: whether an act at `occurred_at` (a value or a bound parameter) wakes a contact
+    whose `dormant_at` column is given; also used by the intake's contact upsert."""
+    return and_(dormant_at.is_not(None), dormant_at <= occurred_at)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Table, bindparam
+from sqlalchemy import select as core_select
+from sqlalchemy import update as core_update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select, update
 from temporalio.client import (
     Client,
@@ -69,8 +74,15 @@ __all__ = [
     "ContactEnrollment",
     "EnrollmentService",
     "ExitResult",
+    "KnownEnrollments",
     "UnknownJourneyError",
+    "journeys_to_read",
+    "read_known",
+    "record_routings",
 ]
+
+_ENROLLMENTS: Table = Enrollment.__table__  # type: ignore[attr-defined]
+_EVENTS: Table = EventRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -99,6 +111,118 @@ class ContactEnrollment:
     live: EnrollmentState | None = None
 
 
+@dataclass(frozen=True)
+class KnownEnrollment:
+    """The columns of an enrollment row that routing reads."""
+
+    journey: str
+    contact_id: str
+    key: str | None
+    workflow_id: str
+    status: str
+    trigger_event_id: str | None
+
+
+@dataclass
+class KnownEnrollments:
+    """Enrollment rows of some contacts in some journeys, read once up front.
+
+    The intake reads, in the transaction that stores a batch of events, every row routing will
+    ask about (`journeys_to_read`), instead of one query per event and journey. Routing falls
+    back to its own query for a (journey, contact) pair outside the snapshot. The rows are
+    written by the workflows themselves, on their own schedule, so a snapshot taken a moment
+    before routing is as current as a query during it; the Temporal server stays the atomic
+    guard of every re-entry rule.
+    """
+
+    journeys: frozenset[str] = frozenset()
+    contacts: frozenset[str] = frozenset()
+    rows: dict[tuple[str, str], list[KnownEnrollment]] = field(default_factory=dict)
+
+    def covers(self, journey: str, contact_id: str) -> bool:
+        return journey in self.journeys and contact_id in self.contacts
+
+    def earlier(self, journey: str, contact_id: str, key: str | None) -> list[KnownEnrollment]:
+        return [row for row in self.rows.get((journey, contact_id), []) if row.key == key]
+
+    def active_ids(self, journey: str, contact_id: str) -> list[str]:
+        rows = self.rows.get((journey, contact_id), [])
+        return sorted({row.workflow_id for row in rows if row.status == "active"})
+
+
+def journeys_to_read(events: Iterable[Event]) -> frozenset[str]:
+    """The journeys whose enrollment rows routing these events reads (from the static
+    catalog): `never` journeys they trigger (the re-entry check) and journeys whose running
+    enrollments they reach without a workflow id (ANY_EVENT listeners, a keyed journey's
+    event without its key)."""
+    names: set[str] = set()
+    for event_name, keys in {(event.name, _has_keys(event)) for event in events}:
+        names.update(cls.name for cls in catalog.triggered_by(event_name) if cls.reentry == "never")
+        for cls, by_name in _listeners(event_name):
+            if not by_name or (cls.key is not None and cls.key not in keys):
+                names.add(cls.name)
+    return frozenset(names)
+
+
+def _has_keys(event: Event) -> frozenset[str]:
+    """Property names with a usable value (what a keyed journey can take its key from)."""
+    return frozenset(
+        name for name, value in event.properties.items() if value is not None and str(value)
+    )
+
+
+async def read_known(
+    connection: AsyncConnection, contacts: Iterable[str], journeys: frozenset[str]
+) -> KnownEnrollments:
+    """One query for every enrollment row of `contacts` in `journeys` (see KnownEnrollments)."""
+    contact_set = frozenset(contacts)
+    known = KnownEnrollments(journeys=journeys, contacts=contact_set)
+    if not journeys or not contact_set:
+        return known
+    table = _ENROLLMENTS
+    result = await connection.execute(
+        core_select(
+            table.c.journey,
+            table.c.contact_id,
+            table.c.key,
+            table.c.workflow_id,
+            table.c.status,
+            table.c.trigger_event_id,
+        ).where(
+            table.c.contact_id.in_(sorted(contact_set)),
+            table.c.journey.in_(sorted(journeys)),
+        )
+    )
+    for row in result:
+        enrollment = KnownEnrollment(*row)
+        known.rows.setdefault((enrollment.journey, enrollment.contact_id), []).append(enrollment)
+    return known
+
+
+async def record_routings(
+    connection: AsyncConnection, routings: Iterable[tuple[str, list[StartJourneyResult]]]
+) -> None:
+    """Keep each event's routing answer on its row: one statement for all of them (in the
+    caller's transaction), in id order so concurrent writers lock rows in the same order."""
+    now = datetime.now(UTC)
+    params = [
+        {"b_id": event_id, "b_routing": [asdict(j) for j in journeys], "b_routed_at": now}
+        for event_id, journeys in sorted(routings, key=lambda item: item[0])
+    ]
+    if not params:
+        return
+    table = _EVENTS
+    await connection.execute(
+        core_update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            routing=bindparam("b_routing", type_=table.c.routing.type),
+            routed_at=bindparam("b_routed_at", type_=table.c.routed_at.type),
+        ),
+        params,
+    )
+
+
 @dataclass
 class _Run:
     run_id: str
@@ -118,7 +242,9 @@ class EnrollmentService:
 
     # ----- starting ----------------------------------------------------------------------
 
-    async def start(self, request: StartJourneyRequest) -> StartJourneyResult:
+    async def start(
+        self, request: StartJourneyRequest, *, known: KnownEnrollments | None = None
+    ) -> StartJourneyResult:
         """Enroll a contact in the newest version of a journey, applying its re-entry rule.
 
         - `never`: one enrollment per contact (and key), ever; any later start is "skipped"
@@ -128,7 +254,8 @@ class EnrollmentService:
         - `always`: a trigger replaces the running enrollment (see `SAME_ENTRY_WINDOW`).
 
         Concurrent starts of one enrollment id are settled by the Temporal server (one start
-        wins atomically), so each rule holds however many requests race.
+        wins atomically), so each rule holds however many requests race. `known`, when it
+        covers the journey and contact, answers the re-entry check instead of a query.
         """
         cls = catalog.get(request.journey)
         key = _enrollment_key(cls, request)
@@ -141,9 +268,13 @@ class EnrollmentService:
         token = _start_token(request)
 
         if cls.reentry == "never":
-            earlier = await self._earlier_enrollment(cls, request.contact_id, key)
-            if earlier is not None:
-                if trigger is not None and earlier.trigger_event_id == trigger.id:
+            if known is not None and known.covers(cls.name, request.contact_id):
+                rows = known.earlier(cls.name, request.contact_id, key)
+                earlier = [row.trigger_event_id for row in rows]
+            else:
+                earlier = await self._earlier_triggers(cls, request.contact_id, key)
+            if earlier:
+                if trigger is not None and trigger.id in earlier:
                     # A retry of the event that created this enrollment: same answer.
                     return StartJourneyResult(cls.name, workflow_id, "started")
                 return _skipped(cls, workflow_id, "reentry_never")
@@ -227,16 +358,17 @@ class EnrollmentService:
         # A start without an event found the contact already on its way: nothing to deliver.
         return _skipped(cls, workflow_id, "already_active")
 
-    async def _earlier_enrollment(
+    async def _earlier_triggers(
         self, cls: type[Journey], contact_id: str, key: str | None
-    ) -> Enrollment | None:
-        query = select(Enrollment).where(
+    ) -> list[str | None]:
+        """The trigger event ids of the contact's enrollments (with this key) in the journey."""
+        query = select(Enrollment.trigger_event_id).where(
             Enrollment.journey == cls.name,
             Enrollment.contact_id == contact_id,
             col(Enrollment.key) == key if key is not None else col(Enrollment.key).is_(None),
         )
         async with self._database.session() as session:
-            return (await session.exec(query.limit(1))).first()
+            return list((await session.exec(query)).all())
 
     async def _describe(self, workflow_id: str) -> _Run | None:
         """The newest run of the id, running or closed; None if the server knows none."""
@@ -316,14 +448,18 @@ class EnrollmentService:
 
     # ----- routing -----------------------------------------------------------------------
 
-    async def route(self, event: Event) -> list[StartJourneyResult]:
+    async def route(
+        self, event: Event, *, known: KnownEnrollments | None = None
+    ) -> list[StartJourneyResult]:
         """Start every journey the event triggers, then signal every enrollment listening.
 
         An enrollment this event just started or signalled is not signalled a second time.
+        `known` (see `KnownEnrollments`) answers the enrollment reads it covers.
         """
         results = [
             await self.start(
-                StartJourneyRequest(journey=cls.name, contact_id=event.contact_id, trigger=event)
+                StartJourneyRequest(journey=cls.name, contact_id=event.contact_id, trigger=event),
+                known=known,
             )
             for cls in catalog.triggered_by(event.name)
         ]
@@ -332,9 +468,9 @@ class EnrollmentService:
             # A journey listening to every event asks the database which enrollments run,
             # rather than signalling an id that most contacts do not have.
             ids = (
-                await self._listening_ids(cls, event)
+                await self._listening_ids(cls, event, known)
                 if by_name
-                else await self._active_ids(cls.name, event.contact_id)
+                else await self._known_active_ids(cls.name, event.contact_id, known)
             )
             for workflow_id in ids:
                 if workflow_id in reached:
@@ -351,14 +487,23 @@ class EnrollmentService:
         await check_entries(self._database, self._settings, self.start, event.contact_id)
         return results
 
-    async def _listening_ids(self, cls: type[Journey], event: Event) -> list[str]:
+    async def _listening_ids(
+        self, cls: type[Journey], event: Event, known: KnownEnrollments | None
+    ) -> list[str]:
         if cls.key is None:
             return [workflow_id_for(cls.name, event.contact_id)]
         value = event.properties.get(cls.key)
         if value is not None and str(value):
             return [workflow_id_for(cls.name, event.contact_id, str(value))]
         # No key on the event: it concerns every enrollment of the contact in this journey.
-        return await self._active_ids(cls.name, event.contact_id)
+        return await self._known_active_ids(cls.name, event.contact_id, known)
+
+    async def _known_active_ids(
+        self, journey: str, contact_id: str, known: KnownEnrollments | None
+    ) -> list[str]:
+        if known is not None and known.covers(journey, contact_id):
+            return known.active_ids(journey, contact_id)
+        return await self._active_ids(journey, contact_id)
 
     async def _active_ids(self, journey: str, contact_id: str) -> list[str]:
         query = select(Enrollment.workflow_id).where(
@@ -387,13 +532,8 @@ class EnrollmentService:
         """Route a stored event and keep the answer on its row. Safe to repeat for an event
         whose earlier routing died half-way: workflows de-duplicate by event id."""
         journeys = await self.route(event)
-        async with self._database.session() as session:
-            await session.exec(
-                update(EventRecord)
-                .where(col(EventRecord.id) == event.id)
-                .values(routing=[asdict(j) for j in journeys], routed_at=datetime.now(UTC))
-            )
-            await session.commit()
+        async with self._database.engine.begin() as connection:
+            await record_routings(connection, [(event.id, journeys)])
         return journeys
 
     async def exit(self, journey: str, contact_id: str, key: str | None, reason: str) -> ExitResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ def _power(base: float | None, exponent: float | None) -> float | None:
 class Database:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # One instance per database of what is built on it and must be shared by every caller in
+    # the process, by name (e.g. the event intake's group-commit writer).
+    shared: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

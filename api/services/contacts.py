@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 
-from sqlalchemy import or_
+from sqlalchemy import Table, bindparam, or_
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.schemas.contacts import ContactUpsert
-from api.services.sql import insert_if_absent
+from api.services.sql import dialect_insert, insert_if_absent
 from journeyman.crm.mapping import FieldMapping
 from journeyman.crm.outbox import mark_changed
 from journeyman.crm.values import changed_fields, local_fields
+from journeyman.dormancy import wakes
 from persistence import Contact
 from persistence.models import utcnow
 
@@ -94,6 +97,37 @@ async def ensure_contact(*, session: AsyncSession, dialect: str, contact_id: str
         Contact,
         key=col(Contact.contact_id),
         values={"contact_id": contact_id, "attributes": {}, "created_at": now, "updated_at": now},
+    )
+
+
+async def ensure_contacts_awake(
+    connection: AsyncConnection, dialect: str, latest_acts: Mapping[str, datetime]
+) -> None:
+    """For each contact id -> the time of their latest new event: a bare contact if none
+    exists, and a dormant one woken (`journeyman.dormancy`), in one statement for all of them
+    (executemany, in the caller's transaction). Ids go in order so that concurrent writers
+    take row locks in the same order (PostgreSQL locks a conflicting row for DO UPDATE)."""
+    if not latest_acts:
+        return
+    table: Table = Contact.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    insert = dialect_insert(dialect, table)
+    statement = insert.values(
+        contact_id=bindparam("c_id", type_=table.c.contact_id.type),
+        attributes=bindparam("c_attributes", type_=table.c.attributes.type),
+        created_at=bindparam("c_now", type_=table.c.created_at.type),
+        updated_at=bindparam("c_now", type_=table.c.updated_at.type),
+    ).on_conflict_do_update(
+        index_elements=[table.c.contact_id],
+        set_={"dormant_at": None},
+        where=wakes(table.c.dormant_at, bindparam("c_acted_at", type_=table.c.dormant_at.type)),
+    )
+    await connection.execute(
+        statement,
+        [
+            {"c_id": contact_id, "c_attributes": {}, "c_now": now, "c_acted_at": acted_at}
+            for contact_id, acted_at in sorted(latest_acts.items())
+        ],
     )
 
 

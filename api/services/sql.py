@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped
 from sqlmodel import SQLModel
@@ -22,11 +23,15 @@ async def insert_if_absent(
     Race-free "create unless it exists". Whether a row was inserted is read from RETURNING:
     the driver's rowcount is not reliable for this statement (psycopg reports -1).
     """
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(model).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(model).values(**values).on_conflict_do_nothing()
-    else:
-        raise NotImplementedError(f"unsupported database dialect {dialect!r}")
+    statement = dialect_insert(dialect, model).values(**values).on_conflict_do_nothing()
     result = await session.exec(statement.returning(key))
     return result.first() is not None
+
+
+def dialect_insert(dialect: str, target: type[SQLModel] | Table) -> Any:
+    """The dialect's INSERT, which knows `ON CONFLICT` (both spell it alike from there on)."""
+    if dialect == "postgresql":
+        return postgresql.insert(target)
+    if dialect == "sqlite":
+        return sqlite.insert(target)
+    raise NotImplementedError(f"unsupported database dialect {dialect!r}")

@@ -19,3 +19,4 @@ async def test_ingest_scenario_counts_every_event_on_each_side() -> None:
     table = format_table(result)
     assert "ratio Journeyman / raw" in table
     assert "ratio batch / single" in table
+    assert "CPU ratio raw / Journeyman" in table

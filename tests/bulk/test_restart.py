@@ -8,7 +8,7 @@ import asyncio
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from journeyman.enrollments import EnrollmentService
+from journeyman.enrollments import EnrollmentService, KnownEnrollments
 from persistence import Database, Enrollment
 from tests.api.helpers import eventually
 from tests.bulk.conftest import BulkSetup, bulk_setup, make_contacts
@@ -51,11 +51,13 @@ class StallingEnrollments(EnrollmentService):
 
     made = 0
 
-    async def start(self, request: StartJourneyRequest) -> StartJourneyResult:
+    async def start(
+        self, request: StartJourneyRequest, *, known: KnownEnrollments | None = None
+    ) -> StartJourneyResult:
         if StallingEnrollments.made >= STALL_AFTER:
             await asyncio.Event().wait()
         StallingEnrollments.made += 1
-        return await super().start(request)
+        return await super().start(request, known=known)
 
 
 async def test_a_worker_dying_mid_page_enrolls_nobody_twice(

@@ -11,7 +11,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError
 from temporalio.testing import WorkflowEnvironment
 
-from journeyman.enrollments import EnrollmentService
+from journeyman.enrollments import EnrollmentService, KnownEnrollments
 from persistence import Database
 from tests.bulk.conftest import bulk_setup, make_contacts, start_list
 from workflows.bulk_enrollment import PROGRESS_QUERY
@@ -127,11 +127,13 @@ class FlakyEnrollments(EnrollmentService):
 
     outage_left = 0
 
-    async def start(self, request: StartJourneyRequest) -> StartJourneyResult:
+    async def start(
+        self, request: StartJourneyRequest, *, known: KnownEnrollments | None = None
+    ) -> StartJourneyResult:
         if FlakyEnrollments.outage_left > 0:
             FlakyEnrollments.outage_left -= 1
             raise OperationalError("SELECT 1", None, ConnectionError("database restarting"))
-        return await super().start(request)
+        return await super().start(request, known=known)
 
 
 async def test_an_outage_delays_the_page_and_loses_nothing(
