@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 import httpx
@@ -42,8 +42,9 @@ from workflows.contracts import SEND_MESSAGE
 log = logging.getLogger("journeyman.worker")
 
 # On SIGTERM, in-flight activities get this long to finish before they are cancelled. A send
-# cut off mid-call is recorded as uncertain and never resent (claim-before-send), so this
-# grace is what keeps a routine restart from losing a message.
+# cut off mid-call is sent again by its next attempt with the same Message-ID (see
+# activities/journey_activities.py), so this grace is what keeps a routine restart from
+# handing a receiver the same message twice.
 GRACEFUL_SHUTDOWN = timedelta(seconds=10)
 
 
@@ -57,6 +58,7 @@ def build_worker(
     starter: Starter,
     senders: Mapping[str, ChannelSender] | None = None,
     crm: CrmConnector | None = None,
+    extra_workflows: Sequence[type] = (),
 ) -> Worker:
     """A worker on `settings.task_queue` for every journey version in the catalog, the lead
     scorer and, with a `crm` connector, the CRM sync.
@@ -88,7 +90,12 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[*catalog.all_versions(), *(w for part in features for w in part.workflows)],
+        workflows=[
+            *catalog.all_versions(),
+            *(w for part in features for w in part.workflows),
+            # Workflows outside the catalog (the benchmarks' journeys) on the same wiring.
+            *extra_workflows,
+        ],
         # `record_lifecycle` runs as a local activity; the SDK serves local and normal
         # activities from this one list.
         activities=[
@@ -112,11 +119,16 @@ def build_worker(
 
 
 def wired_worker(
-    client: Client, settings: Settings, database: Database, http: httpx.AsyncClient
+    client: Client,
+    settings: Settings,
+    database: Database,
+    http: httpx.AsyncClient,
+    *,
+    extra_workflows: Sequence[type] = (),
 ) -> Worker:
     """`build_worker` with the parts the settings name: SMTP, the SMS, push and webhook
     adapters on `http`, the CRM connector, starts through an `EnrollmentService`. This is the
-    worker `journeyman worker` runs."""
+    worker `journeyman worker` runs (`extra_workflows`: test journeys, e.g. tests/chaos)."""
     renderer = TemplateRenderer.from_settings(settings)
     return build_worker(
         client,
@@ -127,6 +139,7 @@ def wired_worker(
         starter=EnrollmentService(client=client, database=database, settings=settings).start,
         senders=build_channel_senders(settings, renderer, http),
         crm=build_crm_connector(settings, http),
+        extra_workflows=extra_workflows,
     )
 
 

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from journeyman.dev import temporal_binary
@@ -72,6 +75,20 @@ async def timed(
     seconds = time.perf_counter() - began
     cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in processes.items()}
     return Side(events=len(latencies), seconds=seconds, latencies=latencies, cpu=cpu)
+
+
+def combined(sides: list[Side]) -> Side:
+    """Parts of one side measured separately (interleaved with other sides), as one side."""
+    cpu: dict[str, float] = {}
+    for side in sides:
+        for name, seconds in side.cpu.items():
+            cpu[name] = cpu.get(name, 0.0) + seconds
+    return Side(
+        events=sum(side.events for side in sides),
+        seconds=sum(side.seconds for side in sides),
+        latencies=[latency for side in sides for latency in side.latencies],
+        cpu=cpu,
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -169,3 +186,49 @@ async def api_ready(http: httpx.AsyncClient) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the API did not answer /healthz in time")
         await asyncio.sleep(0.2)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process now, from /proc (VmRSS; 0 where there is none)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def log_line(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    """Wait until a child process writes `text` to its log (say, a worker that polls)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while text not in _read(log):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{log.name}: no {text!r}:\n{_read(log)}")
+        await asyncio.sleep(0.1)
+
+
+async def worker_polling(
+    client: Client, task_queue: str, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Wait until a worker process polls `task_queue` for workflow tasks (the SDK's identity
+    is `pid@host`), so the first measured task is not the one that waits for its start."""
+    request = DescribeTaskQueueRequest(
+        namespace=client.namespace,
+        task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    )
+    prefix = f"{process.pid}@"
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        described = await client.workflow_service.describe_task_queue(request)
+        if any(poller.identity.startswith(prefix) for poller in described.pollers):
+            return
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{log.name}: the worker does not poll:\n{_read(log)}")
+        await asyncio.sleep(0.2)
+
+
+def _read(log: Path) -> str:
+    return log.read_text(errors="replace")
