@@ -10,7 +10,9 @@ Failures are sorted by what a retry could change:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
 from contextlib import suppress
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -41,18 +43,39 @@ class _WirePolicy(EmailPolicy):
     line (parsers then hand it back with a leading space), and would RFC 2047-encode a long
     `<url>`, which mailbox providers do not decode in List-Unsubscribe. SMTP allows 998
     characters per line.
+
+    Every folded header is also checked to be one header (`_one_header`).
     """
 
     def fold(self, name: str, value: str) -> str:
         if name.lower() in _ONE_LINE_HEADERS and _fits_one_line(name, value):
             return f"{name}: {value}{self.linesep}"
         folded: str = super().fold(name, value)
-        return folded
+        return _one_header(name, folded, self.linesep)
 
     def fold_binary(self, name: str, value: str) -> bytes:
         if name.lower() in _ONE_LINE_HEADERS and _fits_one_line(name, value):
             return f"{name}: {value}{self.linesep}".encode("ascii")
-        return super().fold_binary(name, value)
+        folded = super().fold_binary(name, value)
+        _one_header(name, folded.decode("ascii", "replace"), self.linesep)
+        return folded
+
+
+# A line break not followed by folding whitespace starts a new header (or the body).
+_NEW_LINE = re.compile(r"\r\n[^ \t]|\r[^ \n\t]|\n[^ \t]")
+
+
+def _one_header(name: str, folded: str, linesep: str) -> str:
+    """`folded`, if it is one header; ValueError if it would inject others.
+
+    Assigning a header refuses CR and LF, but the email package decodes RFC 2047 encoded
+    words first: a contact attribute `=?utf-8?q?=0D=0ABcc:_x@evil.example?=` rendered into a
+    subject is stored as text with a CRLF in it, which folding then writes out as is.
+    CPython 3.11.10+ checks this itself (`verify_generated_headers`); 3.11.7 does not.
+    """
+    if _NEW_LINE.search(folded.removesuffix(linesep)):
+        raise ValueError(f"the {name} header would break into a new header line")
+    return folded
 
 
 def _fits_one_line(name: str, value: str) -> bool:
@@ -111,6 +134,8 @@ def build_email(
         message[LIST_UNSUBSCRIBE_POST] = ONE_CLICK
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    for name, value in message.items():  # refused here, before any claim, not when sending
+        EMAIL_POLICY.fold_binary(name, value)
     return message
 
 
@@ -179,10 +204,26 @@ class SmtpMailer:
                     f"connection to {self.host}:{self.port} failed during DATA: {err}"
                 ) from err
         finally:
-            # The message is accepted once DATA answered 250; a failed QUIT changes nothing.
-            with suppress(SMTPException, OSError):
-                await smtp.quit()
-            smtp.close()
+            # The message is accepted once DATA answered 250: return at once so the caller
+            # records it (a worker killed between the 250 and that record sends it again with
+            # the same Message-ID; waiting for QUIT's answer here widened that window). The
+            # polite QUIT follows in the background; a failed one changes nothing.
+            _quit_later(smtp)
+
+
+# Background QUITs, referenced until done (the event loop keeps only weak references).
+_quitting: set[asyncio.Task[None]] = set()
+
+
+def _quit_later(smtp: SMTP) -> None:
+    async def quit_and_close() -> None:
+        with suppress(SMTPException, OSError):
+            await smtp.quit()
+        smtp.close()
+
+    task = asyncio.get_running_loop().create_task(quit_and_close())
+    _quitting.add(task)
+    task.add_done_callback(_quitting.discard)
 
 
 def _raise_if_permanent(err: SMTPResponseException, what: str) -> None:

@@ -29,32 +29,53 @@ A deferral writes nothing: the workflow sleeps durably until `retry_at` and call
 the same message id, which goes through every check afresh. Transactional sends skip 4, 5
 and 7 and carry no unsubscribe link.
 
-Claiming the message id in the database before the provider call means a message goes out at
-most once per step of an enrollment, whatever retries, replays and crashes happen. The
-`messages.status` of a message id moves like this:
+Claiming the message id in the database before the provider call means a message goes out
+once per step of an enrollment, whatever retries, replays and crashes happen. The
+`messages.status` of a message id moves like this (`attempts` counts the claims):
 
     (no row) --claim--> sending --provider accepted--> sent
                         sending --provider failed, nothing delivered--> retrying --claim--> sending
-                        sending --permanent refusal / invalid--> failed
+                        sending --permanent refusal / invalid / uncertain delivery--> failed
+                        sending --its attempt died (found by a later attempt)--> retrying
     (no row) or retrying --a rule above--> suppressed
     retrying --Temporal stopped retrying (the workflow's `give_up` call)--> failed
 
-A retry that finds `sending` cannot know whether the earlier attempt's provider call went
-through (the process died, or the connection broke after the message was handed over), so it
-records `failed: uncertain_delivery` and sends nothing. Never sending twice is the promise;
-an occasional lost message, visible in the message log, is the price.
+An attempt makes its provider call inside a database transaction that holds the message row
+locked (`SELECT ... FOR UPDATE` on the row it claimed, `sending` with its own `attempts`),
+and records the outcome in that same transaction; a cancellation (Temporal timed the
+attempt out, the enrollment ended) waits until both are done. So a `sending` row nobody
+holds locked belongs to an attempt that died (SIGKILL, lost host: PostgreSQL ends a dead
+client's transaction and its locks with it), or to one between its claim and its lock. A
+later attempt that finds one takes the claim over (`sending` -> `retrying`, reason
+`abandoned_mid_send`), checks every rule afresh and sends the message again with the same
+Message-ID (and, for HTTP providers, the same Idempotency-Key), so a receiver that
+de-duplicates by it keeps one. A locked row belongs to a live attempt: the later one waits
+for its outcome (`SendInFlight`, retryable, if that takes over `OUTCOME_WAIT_SECONDS`) and
+never calls the provider too; the older attempt re-checks under the lock, before its call,
+that the claim is still its own (`attempts`), so a claim taken over is never sent by its
+first owner as well.
+
+What remains is the moment between the provider accepting the message and our commit of
+`sent` (a kill there means the receiver gets the same Message-ID twice; tests/chaos counts
+these), and a connection broken during the hand-over (`DeliveryUncertainError`: the
+provider has the whole message, so it is recorded `failed: uncertain_delivery` and not
+resent). SQLite has no row locks: a worker on a SQLite file checks its own calls in
+progress, and relies on Temporal running one attempt at a time for the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import update
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -100,6 +121,18 @@ HARD_BOUNCE = "hard_bounce"
 SENDING = "sending"
 RETRYING = "retrying"
 UNCERTAIN_DELIVERY = "uncertain_delivery"
+# The reason on a claim taken over from an attempt that died mid-send.
+ABANDONED = "abandoned_mid_send"
+# A retryable error: another attempt is sending this message right now, ask again later.
+ERR_SEND_IN_FLIGHT = "SendInFlight"
+# How long an attempt waits for another live attempt's outcome before Temporal retries it.
+OUTCOME_WAIT_SECONDS = 10.0
+OUTCOME_POLL_SECONDS = 0.1
+# PostgreSQL ends a transaction left idle this long (milliseconds): a send transaction open
+# on a host that vanished without closing its connection stops blocking takeovers after it.
+# Well above any provider call (the send activity's start-to-close timeout is 60 s).
+SEND_TRANSACTION_IDLE_MS = 120_000
+LOCK_NOT_AVAILABLE = "55P03"
 REASON_MAX = 200
 
 FinalStatus = Literal["sent", "suppressed", "failed"]
@@ -111,6 +144,7 @@ Clock = Callable[[], datetime]
 class _Claim:
     taken: bool  # this attempt holds the message id and may call the provider
     cap_frees_at: datetime | None = None  # set when a frequency cap refused the claim
+    attempts: int = 0  # the claim's `attempts`, which names it as this attempt's
 
 
 class JourneyActivities:
@@ -144,17 +178,25 @@ class JourneyActivities:
         self.senders: dict[str, ChannelSender] = {"email": email, **(senders or {})}
         self.clock = clock
         self.caps = settings.caps
+        # Message ids whose provider call is in progress in this process.
+        self._in_call: set[str] = set()
 
     # ----- send_message ------------------------------------------------------------------
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendResult:
+        async with _heartbeating():
+            return await self._send_message(request)
+
+    async def _send_message(self, request: SendRequest) -> SendResult:
         now = self.clock().astimezone(UTC)
         if request.give_up is not None:
             return await self._give_up(request, request.give_up, now)
         row = await self._find_message(request.message_id)
+        if row is not None and row.status == SENDING:
+            row = await self._take_over(row)
         if row is not None and row.status != RETRYING:
-            return await self._settle(row)
+            return _result(row)
         sender = self.senders.get(request.channel)
         if sender is None:
             return await self._record_outcome(request, "suppressed", "unsupported_channel", now)
@@ -188,15 +230,15 @@ class JourneyActivities:
                 # Logged in the message table too; the error itself fails the step.
                 await self._record_outcome(request, "failed", _describe(err), now)
             raise
-        claim = await self._claim(request, outgoing, retrying=row is not None, now=now)
+        claim = await self._claim(request, outgoing, previous=row, now=now)
         if claim.cap_frees_at is not None:
             return await self._hold(
                 request, Hold(FREQUENCY_CAP, request.on_cap, claim.cap_frees_at), now
             )
         if not claim.taken:
             # Another attempt claimed it between our read and our claim.
-            return await self._settle(await self._reread(request.message_id))
-        return await self._deliver(request, sender, outgoing, now)
+            return _result(await self._await_outcome(request.message_id))
+        return await self._deliver(request, sender, outgoing, now, attempts=claim.attempts)
 
     def _context(self, request: SendRequest, contact: Contact) -> dict[str, Any]:
         context = self.renderer.context(
@@ -230,12 +272,13 @@ class JourneyActivities:
         return [cap for cap in self.caps if cap.channel == request.channel]
 
     async def _claim(
-        self, request: SendRequest, outgoing: Outgoing, *, retrying: bool, now: datetime
+        self, request: SendRequest, outgoing: Outgoing, *, previous: Message | None, now: datetime
     ) -> _Claim:
         """Take the message id for this attempt, if every frequency cap allows it.
 
         The cap count and the claim commit together under the contact's lock (see
-        `activities.caps`); a refused claim writes nothing.
+        `activities.caps`); a refused claim writes nothing. `previous` is the `retrying` row
+        this attempt read: the claim moves it on only if nobody claimed it since.
         """
         fields: dict[str, Any] = {
             "status": SENDING,
@@ -262,18 +305,21 @@ class JourneyActivities:
                 if frees_at is not None:
                     await session.rollback()
                     return _Claim(taken=False, cap_frees_at=frees_at)
-            if retrying:
+            if previous is not None:
+                attempts = previous.attempts + 1
                 statement = (
                     update(Message)
                     .where(
                         col(Message.message_id) == request.message_id,
                         col(Message.status) == RETRYING,
+                        col(Message.attempts) == previous.attempts,
                     )
-                    .values(attempts=col(Message.attempts) + 1, **fields)
+                    .values(attempts=attempts, **fields)
                 )
                 taken = (await session.exec(statement)).rowcount == 1
             else:
-                session.add(self._row(request, attempts=1, **fields))
+                attempts = 1
+                session.add(self._row(request, attempts=attempts, **fields))
                 try:
                     await session.flush()
                 except IntegrityError:
@@ -281,34 +327,209 @@ class JourneyActivities:
                     return _Claim(taken=False)
                 taken = True
             await session.commit()
-        return _Claim(taken=taken)
+        return _Claim(taken=taken, attempts=attempts)
+
+    async def _take_over(self, row: Message) -> Message:
+        """A `sending` row found at the start of an attempt: hand it back if its attempt died.
+
+        Its attempt is alive only while it holds the row locked (see the module docstring), or
+        is in its provider call in this very process (the check SQLite has): then this one
+        waits for that attempt's outcome. Otherwise the claim becomes `retrying` again, which
+        this attempt then claims like any retry.
+        """
+        if row.message_id in self._in_call:
+            return await self._await_outcome(row.message_id)
+        async with self.database.session() as session:
+            try:
+                await self._send_transaction(session)
+                held = await self._lock_claim(session, row.message_id, row.attempts, nowait=True)
+            except OperationalError as err:
+                if not _lock_not_available(err):
+                    raise
+                held = None
+                busy = True
+            else:
+                busy = False
+            if held is not None:
+                released = await session.exec(
+                    update(Message)
+                    .where(
+                        col(Message.message_id) == row.message_id,
+                        col(Message.status) == SENDING,
+                        col(Message.attempts) == row.attempts,
+                    )
+                    .values(status=RETRYING, reason=ABANDONED)
+                )
+                if released.rowcount != 1:  # SQLite: changed since we read it
+                    held = None
+            if held is None:
+                await session.rollback()
+                if busy:
+                    activity.logger.info("Message %s is being sent; waiting", row.message_id)
+                # Either way someone else has it: its outcome is this attempt's answer.
+                return await self._await_outcome(row.message_id)
+            activity.logger.warning(
+                "Message %s was left mid-send by a dead attempt; sending it again with the "
+                "same Message-ID",
+                row.message_id,
+            )
+            await session.commit()
+        row.status = RETRYING
+        row.reason = ABANDONED
+        return row
+
+    async def _await_outcome(self, message_id: str) -> Message:
+        """The final row of a message another attempt is sending; retryable if it takes long.
+
+        Waiting on the row lock returns as soon as a live sender commits; a row that stays
+        `sending` unlocked (its sender died, or has yet to take its lock) is polled until
+        `OUTCOME_WAIT_SECONDS`, then Temporal's next attempt sorts it out.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OUTCOME_WAIT_SECONDS
+        while True:
+            row: Message | None = None
+            async with self.database.session() as session:
+                remaining = max(deadline - loop.time(), 0.001)
+                try:
+                    await self._send_transaction(session, lock_timeout=remaining)
+                    row = (
+                        await session.exec(
+                            select(Message)
+                            .where(col(Message.message_id) == message_id)
+                            .with_for_update()
+                        )
+                    ).first()
+                except OperationalError as err:
+                    if not _lock_not_available(err):
+                        raise
+                if row is not None:
+                    session.expunge(row)  # read after the rollback, which would expire it
+                await session.rollback()
+            if row is not None and row.status not in (SENDING, RETRYING):
+                return row
+            if (row is not None and row.status == RETRYING) or loop.time() >= deadline:
+                # Handed back for a retry, or still in flight: Temporal retries this attempt.
+                raise ApplicationError(
+                    f"message {message_id} is {row.status if row else 'gone'} "
+                    "in another attempt; retrying",
+                    type=ERR_SEND_IN_FLIGHT,
+                )
+            await asyncio.sleep(OUTCOME_POLL_SECONDS)
+
+    async def _send_transaction(
+        self, session: AsyncSession, *, lock_timeout: float | None = None
+    ) -> None:
+        """PostgreSQL limits for a transaction that may hold a message row across a call."""
+        if self.database.dialect != "postgresql":
+            return
+        await session.exec(
+            select(
+                func.set_config(
+                    "idle_in_transaction_session_timeout", str(SEND_TRANSACTION_IDLE_MS), True
+                ),
+                func.set_config("lock_timeout", str(int((lock_timeout or 30.0) * 1000)), True),
+            )
+        )
+
+    async def _lock_claim(
+        self, session: AsyncSession, message_id: str, attempts: int, *, nowait: bool = False
+    ) -> Message | None:
+        """Lock the row if it is still the `sending` claim numbered `attempts`."""
+        statement = (
+            select(Message)
+            .where(
+                col(Message.message_id) == message_id,
+                col(Message.status) == SENDING,
+                col(Message.attempts) == attempts,
+            )
+            .with_for_update(nowait=nowait)
+        )
+        return (await session.exec(statement)).first()
 
     async def _deliver(
-        self, request: SendRequest, sender: ChannelSender, outgoing: Outgoing, now: datetime
+        self,
+        request: SendRequest,
+        sender: ChannelSender,
+        outgoing: Outgoing,
+        now: datetime,
+        *,
+        attempts: int,
     ) -> SendResult:
+        """The provider call, inside the transaction that holds this attempt's claim locked.
+
+        The outcome commits in that transaction. If the process dies before it does,
+        PostgreSQL rolls it back: the row stays `sending`, unlocked, for the next attempt to
+        take over (`_take_over`).
+        """
+        message_id = request.message_id
+        async with self.database.session() as session:
+            await self._send_transaction(session)
+            try:
+                held = await self._lock_claim(session, message_id, attempts)
+            except OperationalError as err:
+                if not _lock_not_available(err):
+                    raise
+                held = None
+            if held is None:
+                # A later attempt took this claim over while we were between claim and lock:
+                # it sends, we must not.
+                await session.rollback()
+                return _result(await self._await_outcome(message_id))
+            # Once the provider may have the message, the call and the recording of its outcome
+            # run to the end even if the activity is cancelled meanwhile (Temporal timed the
+            # attempt out, or the enrollment ended): a cancellation between the provider's
+            # acceptance and our commit would have the next attempt send it again. The next
+            # attempt waits for our lock meanwhile; the cancellation is honoured afterwards.
+            work = asyncio.ensure_future(
+                self._call_provider(session, held, request, sender, outgoing, now)
+            )
+            self._in_call.add(message_id)
+            work.add_done_callback(lambda _: self._in_call.discard(message_id))
+            cancelled = False
+            while True:
+                try:
+                    result = await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    if work.done():
+                        raise
+                    cancelled = True
+                    continue
+                break
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+    async def _call_provider(
+        self,
+        session: AsyncSession,
+        held: Message,
+        request: SendRequest,
+        sender: ChannelSender,
+        outgoing: Outgoing,
+        now: datetime,
+    ) -> SendResult:
+        """Hand the message over and commit its outcome on the locked row `held`."""
         message_id = request.message_id
         try:
             provider_message_id = await sender.deliver(outgoing)
         except DeliveryUncertainError as err:
             activity.logger.warning("Delivery of %s is uncertain: %s", message_id, err)
-            await self._transition(message_id, SENDING, status="failed", reason=UNCERTAIN_DELIVERY)
+            await _set(session, held, status="failed", reason=UNCERTAIN_DELIVERY)
             return SendResult(message_id=message_id, status="failed", reason=UNCERTAIN_DELIVERY)
         except Exception as err:
             if isinstance(err, ApplicationError) and err.type == ERR_PERMANENT_SEND:
-                await self._transition(message_id, SENDING, status="failed", reason=_describe(err))
+                await _set(session, held, status="failed", reason=_describe(err))
                 raise
             # Nothing reached the provider: hand the id back so Temporal's retry may send.
-            # (A cancellation is a BaseException and skips this: the row stays `sending`,
-            # because the provider call may have gone through.)
-            await self._transition(message_id, SENDING, status=RETRYING, reason=_describe(err))
+            await _set(session, held, status=RETRYING, reason=_describe(err))
             raise
         # In skipped test time `now` runs ahead of the wall clock; sent_at must not precede
         # the claim.
         sent_at = max(now, datetime.now(UTC))
-        # Unconditional on purpose: if a later attempt already gave up on this one as
-        # uncertain, the row should still end up telling the truth.
-        await self._update_message(
-            message_id,
+        await _set(
+            session,
+            held,
             status="sent",
             reason=None,
             sent_at=sent_at,
@@ -320,7 +541,8 @@ class JourneyActivities:
         """Temporal will not retry this send again: record it failed, and send nothing.
 
         A `retrying` row keeps the reason of its last attempt; a `sending` one is settled as
-        uncertain; a row that already has its outcome answers with it.
+        uncertain (no attempt is left to take it over; a live one holding it makes the update
+        wait for its outcome); a row that already has its outcome answers with it.
         """
         row = await self._find_message(request.message_id)
         if row is None:
@@ -329,13 +551,13 @@ class JourneyActivities:
             request.message_id, RETRYING, status="failed"
         ):
             return SendResult(message_id=request.message_id, status="failed", reason=row.reason)
-        return await self._settle(await self._reread(request.message_id))
+        return await self._settle_given_up(await self._reread(request.message_id))
 
-    async def _settle(self, row: Message) -> SendResult:
-        """Answer for a message id an earlier attempt already claimed, without sending."""
+    async def _settle_given_up(self, row: Message) -> SendResult:
+        """Answer for a message id after Temporal gave up on its send, without sending."""
         if row.status != SENDING:
             return _result(row)
-        # The earlier attempt may have handed the message over, then died.
+        # The last attempt may have handed the message over, then died.
         activity.logger.warning("Message %s was left mid-send; not resending", row.message_id)
         if await self._transition(
             row.message_id, SENDING, status="failed", reason=UNCERTAIN_DELIVERY
@@ -361,7 +583,8 @@ class JourneyActivities:
             self._row(request, status=status, reason=reason, created_at=now)
         ) or await self._transition(request.message_id, RETRYING, status=status, reason=reason)
         if not written:
-            return await self._settle(await self._reread(request.message_id))
+            # Another attempt claimed or settled it meanwhile: its outcome is the answer.
+            return _result(await self._await_outcome(request.message_id))
         return SendResult(message_id=request.message_id, status=status, reason=reason)
 
     # ----- message rows ------------------------------------------------------------------
@@ -396,12 +619,6 @@ class JourneyActivities:
             await session.commit()
         return result.rowcount == 1
 
-    async def _update_message(self, message_id: str, **values: Any) -> None:
-        statement = update(Message).where(col(Message.message_id) == message_id).values(**values)
-        async with self.database.session() as session:
-            await session.exec(statement)
-            await session.commit()
-
     # ----- read_contact ------------------------------------------------------------------
 
     @activity.defn(name=READ_CONTACT)
@@ -411,7 +628,8 @@ class JourneyActivities:
             score = await session.get(LeadScore, request.contact_id)
         if contact is None:
             return ContactSnapshot(contact_id=request.contact_id, exists=False)
-        snapshot = contact_snapshot(contact)
+        # The result is kept in the workflow's history: no address, no name (contracts.py).
+        snapshot = contact_snapshot(contact).for_workflow()
         if score is not None:
             half_life = timedelta(days=self.settings.score_half_life_days)
             snapshot.score = decayed(score.points, score.as_of, datetime.now(UTC), half_life)
@@ -529,6 +747,48 @@ def _result(row: Message) -> SendResult:
     elif row.status == "failed":
         status = "failed"
     return SendResult(message_id=row.message_id, status=status, reason=row.reason, sent_at=sent_at)
+
+
+async def _set(session: AsyncSession, row: Message, **values: Any) -> None:
+    """Record a send's outcome on the row it holds locked, and end the transaction."""
+    for name, value in values.items():
+        setattr(row, name, value)
+    session.add(row)
+    await session.commit()
+
+
+def _lock_not_available(err: OperationalError) -> bool:
+    """PostgreSQL refused a row lock (NOWAIT, or `lock_timeout` ran out)."""
+    return getattr(err.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while a send runs, when the workflow gave it a heartbeat timeout.
+
+    A send is normally done in well under the timeout, and then sends no heartbeat at all;
+    a long one (a slow provider, waiting for another attempt's outcome) keeps its attempt
+    alive. A dead worker stops heartbeating, so Temporal retries its send after the heartbeat
+    timeout instead of the much longer start-to-close timeout.
+    """
+    timeout = activity.info().heartbeat_timeout if activity.in_activity() else None
+    if not timeout:
+        yield
+        return
+    interval = timeout.total_seconds() / 3
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            activity.heartbeat()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _describe(err: BaseException) -> str:

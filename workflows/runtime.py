@@ -91,6 +91,10 @@ SEND_RETRY = RetryPolicy(
     non_retryable_error_types=[ERR_TEMPLATE, ERR_PERMANENT_SEND],
 )
 SEND_TIMEOUT = timedelta(seconds=60)
+# A send heartbeats while it runs longer than a third of this (`activities.journey_activities`),
+# so an attempt whose worker died is retried after this long, not after SEND_TIMEOUT. Activity
+# options are not part of what replay compares, so recorded histories still replay.
+SEND_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 SEND_GIVE_UP_AFTER = timedelta(hours=24)
 # Quiet hours or a cap may hold a send back; after this many holds it is dropped, not queued
 # forever (a cap that never frees means the contact is over-messaged anyway).
@@ -334,6 +338,7 @@ class Journey:
                     result_type=SendResult,
                     start_to_close_timeout=SEND_TIMEOUT,
                     schedule_to_close_timeout=SEND_GIVE_UP_AFTER,
+                    heartbeat_timeout=SEND_HEARTBEAT_TIMEOUT,
                     retry_policy=SEND_RETRY,
                     summary=f"{step}: {request.channel} {request.template}"
                     + (f" (try {request.attempt})" if request.attempt > 1 else ""),

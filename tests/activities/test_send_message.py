@@ -16,7 +16,7 @@ from persistence import Database
 from workflows.contracts import ERR_PERMANENT_SEND, ERR_TEMPLATE, SendResult
 
 from .conftest import AddContact, closed_port, make_activities
-from .sends import message_row, put_message, send_request
+from .sends import message_row, send_request
 
 run = ActivityEnvironment().run
 
@@ -96,23 +96,6 @@ async def test_other_channels_are_suppressed_for_now(
     assert (result.status, result.reason) == ("suppressed", "unsupported_channel")
     assert (await message_row(database, request.message_id)).status == "suppressed"
     assert sink.messages == []
-
-
-async def test_a_send_left_mid_call_is_never_repeated(
-    activities: JourneyActivities, database: Database, sink: SmtpSink, add_contact: AddContact
-) -> None:
-    # A worker that died during the SMTP call leaves the claim at `sending`: the message may
-    # be in the inbox already, so the retry must not send it again.
-    request = send_request(await add_contact())
-    await put_message(database, request, status="sending", attempts=1)
-
-    result = await run(activities.send_message, request)
-
-    assert (result.status, result.reason) == ("failed", "uncertain_delivery")
-    assert sink.messages == []
-    row = await message_row(database, request.message_id)
-    assert (row.status, row.reason) == ("failed", "uncertain_delivery")
-    assert await run(activities.send_message, request) == result
 
 
 async def test_smtp_outage_hands_the_claim_back_for_the_retry(
