@@ -1,12 +1,13 @@
-"""The operator's commands: `journeyman journeys`, `journeyman contact <id>` and
-`journeyman exit <contact> <journey>`.
+"""The operator's commands: `journeyman journeys`, `journeyman contact <id>` (and `journeyman
+contact erase <id>`, see `journeyman.erasure`) and `journeyman exit <contact> <journey>`.
 
 They read the database and Temporal directly with the settings (no API in between), like
 `enroll`. `--json` prints machine-readable JSON (datetimes in ISO 8601); otherwise rich tables,
 which rich prints as plain text when stdout is not a terminal.
 
-Exit codes: 0 done; 1 an unknown contact (`contact`) or no running enrollment to exit
-(`exit`); 2 an unknown journey (`exit`); 3 Temporal could not be reached.
+Exit codes: 0 done; 1 an unknown contact (`contact`, `contact erase`) or no running enrollment
+to exit (`exit`); 2 an unknown journey (`exit`); 3 Temporal could not be reached; 4 `contact`
+given two ids without `erase`.
 
 Hooked into `journeyman.cli` with `add_ops_commands(subparsers, ...)`; the `run_*_command`
 functions are the commands' functions.
@@ -40,6 +41,9 @@ EXIT_OK = 0
 EXIT_NOT_FOUND = 1  # unknown contact; no running enrollment to exit
 EXIT_UNKNOWN_JOURNEY = 2
 EXIT_UNREACHABLE = 3
+EXIT_USAGE = 4  # `contact` given two ids without `erase`
+# `journeyman contact erase <id>`: the word that makes `contact` erase rather than show.
+ERASE = "erase"
 DEFAULT_MESSAGES = 10
 # Table width when stdout is not a terminal.
 PLAIN_WIDTH = 160
@@ -80,9 +84,18 @@ def add_ops_commands(
         "dormant), the lead score now and whether it is qualified, every enrollment with the "
         "live state of the running ones (current step, what it waits for and until when, "
         "asked from the workflow), and the last messages with their status and reason (e.g. "
-        "`suppressed: quiet_hours`). Exits 1 for an unknown contact.",
+        "`suppressed: quiet_hours`). Exits 1 for an unknown contact. "
+        "`journeyman contact erase <id>` erases the contact instead (GDPR).",
     )
-    contact.add_argument("contact_id", help="the contact's id")
+    contact.add_argument("contact_id", help="the contact's id (or `erase`, then the id)")
+    contact.add_argument(
+        "erase_id",
+        nargs="?",
+        metavar="ID",
+        help="with `erase`: erase this contact (GDPR) as DELETE /v1/contacts/{id} does: end "
+        "its workflows, delete or anonymise its rows, print the erasure record; exits 1 for "
+        "an id never known nor erased",
+    )
     contact.add_argument(
         "--messages",
         metavar="N",
@@ -325,6 +338,11 @@ async def contact_command(args: argparse.Namespace, settings: Settings) -> int:
     from journeyman.enrollments import EnrollmentService
     from persistence import create_database
 
+    if args.erase_id is not None:
+        if args.contact_id != ERASE:
+            _error(f"journeyman contact: one id at a time; to erase: contact {ERASE} <id>")
+            return EXIT_USAGE
+        return await erase_command(args.erase_id, args.json, settings)
     database = create_database(settings.database_url_resolved)
     try:
         record = await read_contact_record(database, settings, args.contact_id, args.messages)
@@ -473,6 +491,38 @@ async def exit_command(args: argparse.Namespace, settings: Settings) -> int:
             f"for contact '{args.contact_id}'"
         )
         return EXIT_NOT_FOUND
+    return EXIT_OK
+
+
+async def erase_command(contact_id: str, as_json: bool, settings: Settings) -> int:
+    from journeyman.erasure import ErasureService, UnknownContactError
+    from persistence import create_database
+
+    client = await _connect(settings, "contact erase")
+    if client is None:
+        return EXIT_UNREACHABLE
+    database = create_database(settings.database_url_resolved)
+    try:
+        service = ErasureService(client=client, database=database, settings=settings)
+        record = await service.erase(contact_id)
+    except UnknownContactError as err:
+        _error(f"journeyman contact erase: {err}")
+        return EXIT_NOT_FOUND
+    finally:
+        await database.dispose()
+    erased = {
+        "pseudonym": record.pseudonym,
+        "requested_at": record.requested_at,
+        "completed_at": record.completed_at,
+        "counts": record.counts,
+    }
+    if as_json:
+        print(to_json(erased))
+        return EXIT_OK
+    console = _console()
+    console.print(f"Erased; the kept rows now say {record.pseudonym}.", markup=False)
+    for table, count in record.counts.items():
+        console.print(f"  {table}: {count}", markup=False)
     return EXIT_OK
 
 

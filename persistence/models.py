@@ -356,3 +356,20 @@ class BulkListItem(SQLModel, table=True):
     list_id: str = Field(primary_key=True, max_length=100)
     position: int = Field(primary_key=True)
     contact_id: str = Field(max_length=200)
+
+
+class Erasure(SQLModel, table=True):
+    """A contact erased on request (GDPR): when, and how many rows went from each table.
+
+    Keyed by the contact's pseudonym (`journeyman.erasure.pseudonym`), never its id, so the
+    record holds no personal data. A contact id that comes back and is erased again updates
+    its record (counts added up).
+    """
+
+    __tablename__ = "erasures"
+
+    pseudonym: str = Field(primary_key=True, max_length=40)
+    requested_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    completed_at: datetime | None = _ts()
+    # Table (or "workflows_terminated") -> rows deleted or anonymised, summed over sweeps.
+    counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

@@ -56,6 +56,6 @@ class AbandonedCart(Journey):
 
 def second_reminder_channel(contact: ContactSnapshot) -> Channel:
     """SMS only for a contact who can't get marketing email but agreed to SMS."""
-    email_ok = bool(contact.email) and contact.consent.get("email", True)
-    sms_ok = bool(contact.phone) and contact.consent.get("sms", False)
+    email_ok = contact.reachable_by("email") and contact.consent.get("email", True)
+    sms_ok = contact.reachable_by("sms") and contact.consent.get("sms", False)
     return "sms" if sms_ok and not email_ok else "email"

@@ -212,10 +212,36 @@ class ContactRequest:
     contact_id: str
 
 
+# Attributes that name or locate a person. `read_contact` leaves them (and the email and
+# phone) out of the snapshot it answers: an activity's result is kept in the workflow history,
+# and journeys branch on facts (consent, score, interests), not on who the person is. The
+# send and sales activities read the contact from the database themselves.
+PERSONAL_ATTRIBUTES = frozenset(
+    {
+        "first_name",
+        "middle_name",
+        "last_name",
+        "name",
+        "full_name",
+        "display_name",
+        "nickname",
+        "email",
+        "phone",
+        "mobile",
+        "address",
+        "street",
+        "postal_code",
+        "zip",
+    }
+)
+
+
 @dataclass
 class ContactSnapshot:
     contact_id: str
     exists: bool
+    # Left empty in what `read_contact` answers (see `for_workflow`); `has_email` and
+    # `has_phone` say whether there is one. Histories recorded before that carry them.
     email: str | None = None
     phone: str | None = None
     timezone: str | None = None
@@ -228,6 +254,31 @@ class ContactSnapshot:
     score: float = 0.0
     qualified: bool = False
     lifecycle_stage: str | None = None
+    has_email: bool = False
+    has_phone: bool = False
+
+    def reachable_by(self, channel: Literal["email", "sms"]) -> bool:
+        """Whether there is an address on the channel (either form of the snapshot)."""
+        if channel == "email":
+            return self.has_email or bool(self.email)
+        return self.has_phone or bool(self.phone)
+
+    def for_workflow(self) -> "ContactSnapshot":
+        """This snapshot without the address fields and `PERSONAL_ATTRIBUTES`: what may
+        enter a workflow history."""
+        return ContactSnapshot(
+            contact_id=self.contact_id,
+            exists=self.exists,
+            timezone=self.timezone,
+            locale=self.locale,
+            attributes={k: v for k, v in self.attributes.items() if k not in PERSONAL_ATTRIBUTES},
+            consent=dict(self.consent),
+            score=self.score,
+            qualified=self.qualified,
+            lifecycle_stage=self.lifecycle_stage,
+            has_email=self.reachable_by("email"),
+            has_phone=self.reachable_by("sms"),
+        )
 
 
 @dataclass

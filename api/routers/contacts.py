@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import AfterValidator
 
-from api.deps import ConsentDep, DatabaseDep, EnrollmentsDep, SessionDep, SettingsDep
+from api.deps import (
+    ClientDep,
+    ConsentDep,
+    DatabaseDep,
+    EnrollmentsDep,
+    SessionDep,
+    SettingsDep,
+)
 from api.routers.events import routing_public
 from api.schemas.common import ContactId, ErrorOut
 from api.schemas.contacts import (
@@ -18,12 +25,14 @@ from api.schemas.contacts import (
     SubscriptionsPublic,
     SubscriptionsUpdate,
 )
-from api.schemas.journeys import EnrollmentPublic, ExitIn, ExitOut, StepPublic
+from api.schemas.erasure import ErasureOut
+from api.schemas.journeys import EnrollmentPublic, ExitIn, ExitOut, JourneyName, StepPublic
 from api.schemas.messages import DEFAULT_PAGE, MAX_PAGE, MessagePage, MessagePublic
 from api.services.contacts import get_contact, upsert_contact
 from api.services.messages import check_cursor, contact_messages
 from journeyman.crm.mapping import crm_mapping
 from journeyman.enrollments import ContactEnrollment
+from journeyman.erasure import ErasureService, UnknownContactError
 from journeyman.segments.entry import entry_checker
 from journeyman.unsubscribe import ConsentState
 from persistence import Contact
@@ -31,7 +40,9 @@ from persistence.models import CONSENT_CHANNELS
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
-ContactIdPath = Annotated[ContactId, Path(description="The backend's id for the person.")]
+ContactIdPath = Annotated[
+    ContactId, Path(description="The backend's id for the person.", examples=["c-1042"])
+]
 
 
 @router.put(
@@ -75,6 +86,29 @@ async def put_contact(
 @router.get("/{contact_id}", response_model=ContactPublic, responses={404: {"model": ErrorOut}})
 async def read_contact(contact_id: ContactIdPath, session: SessionDep) -> ContactPublic:
     return _contact_public(await get_contact(session=session, contact_id=contact_id))
+
+
+@router.delete(
+    "/{contact_id}",
+    response_model=ErasureOut,
+    responses={404: {"model": ErrorOut, "description": "Never known, never erased."}},
+)
+async def erase_contact(
+    contact_id: ContactIdPath, client: ClientDep, database: DatabaseDep, settings: SettingsDep
+) -> ErasureOut:
+    """Erase the contact (GDPR): end its running journeys and scorer, delete its profile,
+    events, score history, memberships and CRM rows, anonymise its messages and enrollments
+    (kept for the stats under a pseudonym), and record the erasure (no personal data).
+
+    Safe to repeat: a contact already erased answers 200 with the same record (after sweeping
+    again). An id that comes back in a later event is a new, bare contact.
+    """
+    service = ErasureService(client=client, database=database, settings=settings)
+    try:
+        record = await service.erase(contact_id)
+    except UnknownContactError as err:
+        raise HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=str(err)) from err
+    return ErasureOut.model_validate(record, from_attributes=True)
 
 
 @router.put(
@@ -137,7 +171,7 @@ async def list_contact_journeys(
     responses={404: {"model": ErrorOut, "description": "Unknown journey or none running."}},
 )
 async def exit_journey(
-    contact_id: ContactIdPath, name: str, exit_in: ExitIn, enrollments: EnrollmentsDep
+    contact_id: ContactIdPath, name: JourneyName, exit_in: ExitIn, enrollments: EnrollmentsDep
 ) -> ExitOut:
     """End the contact's running enrollment in a journey now (it records `exited`)."""
     result = await enrollments.exit(name, contact_id, exit_in.key, exit_in.reason)

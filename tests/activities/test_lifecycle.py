@@ -147,10 +147,11 @@ async def test_read_contact_returns_a_snapshot(
 
     snapshot = await run(activities.read_contact, ContactRequest(contact_id=contact_id))
 
+    # No address in it (it goes into the workflow history): only that there is one.
     assert snapshot == ContactSnapshot(
         contact_id=contact_id,
         exists=True,
-        email="ada@example.com",
+        has_email=True,
         timezone="Europe/Paris",
         locale="fr-FR",
         attributes={"interests": ["analytics"]},
