@@ -9,10 +9,13 @@ import logging
 
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from temporalio.service import RPCError
 
 from api.services.contacts import ContactNotFoundError
@@ -48,6 +51,42 @@ async def _invalid_request(_: Request, exc: Exception) -> JSONResponse:
         {"detail": jsonable_encoder(problems)},
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
     )
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    # FastAPI answers 400 "error parsing the body" for a body `json.loads` fails on with
+    # anything but a JSON syntax error: bytes that are not UTF-8 (JSON is UTF-8), or nesting
+    # deep enough to exhaust the recursion limit. Both are malformed JSON, so they get the
+    # 422 a syntax error gets, saying what is wrong; other 400s are left as they are.
+    assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    why = None
+    if isinstance(cause, UnicodeDecodeError):
+        why = f"the body is not UTF-8 text (byte {cause.start})"
+    elif isinstance(cause, RecursionError):
+        why = "the body nests JSON too deeply"
+    if why is None:
+        return await http_exception_handler(request, exc)
+    problem = {"type": "json_invalid", "loc": ["body"], "msg": f"JSON decode error: {why}"}
+    return JSONResponse({"detail": [problem]}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    # Starlette's `Allow` names only the methods of the first route matching the path; a path
+    # served by several routes (GET and POST /u/{token}) deserves all of them (RFC 9110
+    # 15.5.6). The OpenAPI document knows every route by path template.
+    assert isinstance(exc, StarletteHTTPException)
+    path = request.url.path
+    allowed: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            allowed |= {method.upper() for method in operations}
+    if "GET" in allowed:
+        allowed.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    response = await http_exception_handler(request, exc)
+    if allowed:
+        response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response
 
 
 async def _unknown_journey(_: Request, exc: Exception) -> JSONResponse:
@@ -87,6 +126,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(status.HTTP_400_BAD_REQUEST, _bad_request)
+    app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     app.add_exception_handler(UnknownJourneyError, _unknown_journey)
     for unknown_contact in (ContactNotFoundError, UnknownContactError):
         app.add_exception_handler(unknown_contact, _unknown_contact)

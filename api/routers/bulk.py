@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, NoReturn
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from api.deps import ClientDep, DatabaseDep, SettingsDep
 from api.schemas.bulk import BulkEnrollmentCreate, BulkEnrollmentProgress, BulkEnrollmentStarted
 from api.schemas.common import ErrorOut
+from api.schemas.journeys import JourneyName
 from journeyman.bulk import (
     MAX_IDS,
     BulkEnrollmentService,
@@ -71,7 +72,7 @@ def _service(
     },
 )
 async def start_bulk_enrollment(
-    name: str,
+    name: JourneyName,
     request: Request,
     client: ClientDep,
     database: DatabaseDep,
@@ -130,7 +131,11 @@ async def start_bulk_enrollment(
     responses={404: {"model": ErrorOut, "description": "Unknown journey or bulk enrollment."}},
 )
 async def bulk_enrollment_progress(
-    name: str, id: str, client: ClientDep, database: DatabaseDep, settings: SettingsDep
+    name: JourneyName,
+    id: Annotated[str, Path(max_length=200, description="The id the start answered.")],
+    client: ClientDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
 ) -> BulkEnrollmentProgress:
     """How far a bulk enrollment is: done, started, skipped by reason, failed, rate, ETA."""
     cls = catalog.get(name)

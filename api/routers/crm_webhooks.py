@@ -87,6 +87,7 @@ def _authentic_changes(request: Request, settings: Settings, body: bytes) -> lis
     response_model=CrmWebhookOut,
     responses={
         401: {"model": ErrorOut, "description": "Missing, bad or stale signature."},
+        413: {"model": ErrorOut, "description": "Body over JOURNEYMAN_MAX_REQUEST_BYTES."},
         422: {"model": ErrorOut, "description": "Authentic, but not the format it claims."},
         503: {"model": ErrorOut, "description": "Database or Temporal unreachable; retry."},
     },

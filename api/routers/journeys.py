@@ -11,6 +11,7 @@ from api.schemas.common import ErrorOut
 from api.schemas.journeys import (
     EnrollmentCreate,
     EnrollmentStarted,
+    JourneyName,
     JourneyPublic,
     JourneyVersionPublic,
 )
@@ -66,7 +67,10 @@ async def list_journeys(database: DatabaseDep) -> list[JourneyPublic]:
     },
 )
 async def enroll(
-    name: str, enrollment_in: EnrollmentCreate, session: SessionDep, enrollments: EnrollmentsDep
+    name: JourneyName,
+    enrollment_in: EnrollmentCreate,
+    session: SessionDep,
+    enrollments: EnrollmentsDep,
 ) -> EnrollmentStarted:
     """Start a contact on a journey by hand, without a trigger event."""
     cls = catalog.get(name)

@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse
 
-from api.deps import PagesDep, SessionDep, SettingsDep, is_api_key
+from api.deps import PagesDep, Scope, SessionDep, SettingsDep, ingest_refused, key_scope
 from api.routers.stats import StatsFilterDep
-from api.schemas.common import ErrorOut
+from api.schemas.common import json_errors
 from api.schemas.stats import JourneyStatsOut
 from journeyman.stats import journey_stats
 
@@ -40,7 +40,10 @@ def _given_key(authorization: str) -> bytes:
 
 
 def require_report_key(request: Request, settings: SettingsDep) -> None:
-    if not is_api_key(settings, _given_key(request.headers.get("authorization", ""))):
+    scope = key_scope(settings, _given_key(request.headers.get("authorization", "")))
+    if scope is Scope.INGEST:  # a backend's key: known, but the report is for operators
+        raise ingest_refused(request)
+    if scope is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid API key: log in with the API key as password, or send "
@@ -53,11 +56,15 @@ def require_report_key(request: Request, settings: SettingsDep) -> None:
     "/journeys/{name}",
     response_class=HTMLResponse,
     dependencies=[Depends(require_report_key)],
-    responses={
-        401: {"model": ErrorOut, "description": "Missing or wrong API key."},
-        404: {"model": ErrorOut, "description": "Unknown journey or version."},
-        422: {"model": ErrorOut, "description": "A bad date, or `since` after `until`."},
-    },
+    # The page is HTML; its errors are JSON like everywhere else.
+    responses=json_errors(
+        {
+            401: "Missing or wrong API key.",
+            403: "An ingest-only key: the report is for operators.",
+            404: "Unknown journey or version.",
+            422: "A bad date, or `since` after `until`.",
+        }
+    ),
 )
 async def journey_report(
     where: StatsFilterDep, session: SessionDep, pages: PagesDep

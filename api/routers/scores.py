@@ -20,7 +20,9 @@ router = APIRouter(prefix="/contacts", tags=["scores"])
 
 @router.get("/{contact_id}/score", response_model=ScorePublic, responses={404: {"model": ErrorOut}})
 async def read_score(
-    contact_id: Annotated[ContactId, Path(description="The backend's id for the person.")],
+    contact_id: Annotated[
+        ContactId, Path(description="The backend's id for the person.", examples=["c-1042"])
+    ],
     session: SessionDep,
     settings: SettingsDep,
     limit: Annotated[

@@ -48,7 +48,9 @@ async def list_segments() -> list[SegmentPublic]:
     responses={404: {"model": ErrorOut}},
 )
 async def read_segment(
-    name: Annotated[str, Path(max_length=200, description="The segment's name.")],
+    name: Annotated[
+        str, Path(max_length=200, description="The segment's name.", examples=["qualified_leads"])
+    ],
     session: SessionDep,
     settings: SettingsDep,
     count_only: Annotated[bool, Query(description="Only count the members.")] = False,

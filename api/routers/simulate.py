@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, status
 
 from api.deps import SettingsDep
 from api.schemas.common import ErrorOut
-from api.schemas.simulate import SimulationRequest
+from api.schemas.journeys import JourneyName
+from api.schemas.simulate import SimulationOut, SimulationRequest
 from journeyman.simulate import (
     Simulation,
     SimulationInputError,
@@ -28,7 +29,7 @@ _slots = asyncio.Semaphore(CONCURRENT_SIMULATIONS)
 
 @router.post(
     "/{name}/simulate",
-    response_model=Simulation,
+    response_model=SimulationOut,
     response_model_exclude_none=True,
     responses={
         404: {"model": ErrorOut, "description": "Unknown journey."},
@@ -36,7 +37,9 @@ _slots = asyncio.Semaphore(CONCURRENT_SIMULATIONS)
         503: {"model": ErrorOut, "description": "The simulation server cannot run here."},
     },
 )
-async def simulate_journey(name: str, body: SimulationRequest, settings: SettingsDep) -> Simulation:
+async def simulate_journey(
+    name: JourneyName, body: SimulationRequest, settings: SettingsDep
+) -> Simulation:
     """Run the journey's newest version in skipped time, with the real templates and send
     rules (consent, quiet hours, frequency caps) and nothing sent; the timeline of each step,
     what was sent, suppressed or deferred and why, and how the enrollment ended."""

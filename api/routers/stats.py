@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from api.deps import SessionDep
-from api.schemas.common import ErrorOut
+from api.schemas.common import DateTimeIn, ErrorOut
+from api.schemas.journeys import JourneyName
 from api.schemas.stats import JourneyStatsOut
 from journeyman.stats import StatsFilter, journey_stats
 from persistence.models import as_utc
@@ -18,16 +18,16 @@ router = APIRouter(prefix="/journeys", tags=["stats"])
 
 
 def stats_filter(
-    name: str,
+    name: JourneyName,
     since: Annotated[
-        datetime | None,
+        DateTimeIn | None,
         Query(
             description="Enrollments that entered at or after this instant (ISO 8601; UTC "
             "when no offset)."
         ),
     ] = None,
     until: Annotated[
-        datetime | None, Query(description="... and before this instant (exclusive).")
+        DateTimeIn | None, Query(description="... and before this instant (exclusive).")
     ] = None,
     version: Annotated[int | None, Query(ge=1, description="Only this journey version.")] = None,
 ) -> StatsFilter:

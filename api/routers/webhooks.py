@@ -81,6 +81,7 @@ async def _authenticate(
     dependencies=[Depends(_authenticate)],
     responses={
         401: {"model": ErrorOut, "description": "Wrong secret; bad, stale or replayed signature."},
+        413: {"model": ErrorOut, "description": "Body over JOURNEYMAN_MAX_REQUEST_BYTES."},
         422: {"model": ErrorOut, "description": "Not a known format, or malformed."},
         503: {"model": ErrorOut, "description": "Database or Temporal unreachable; retry."},
     },

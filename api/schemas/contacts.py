@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from api.schemas.common import ContactId, JsonObject, UtcDatetime
+from api.schemas.common import NOT_IN_IDS, ContactId, JsonObject, NoNull, UtcDatetime
 from api.schemas.events import JourneyRouting
 
 
@@ -34,7 +34,7 @@ def _iana_timezone(value: str) -> str:
     return value
 
 
-_EMAIL_PART = r"[^@\s\x00-\x1f\x7f]+"
+_EMAIL_PART = rf"[^@{NOT_IN_IDS}]+"
 Email = Annotated[
     str,
     StringConstraints(max_length=320, pattern=rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$"),
@@ -67,15 +67,20 @@ class Subscriptions(BaseModel):
     push: bool
 
 
+# A channel's consent in an update: true or false; `None` only as "left out".
+Channel = Annotated[StrictBool | None, NoNull()]
+
+
 class SubscriptionsUpdate(BaseModel):
     """The channels to change; channels left out keep their consent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    # Strict: consent is not guessed from "yes" or 1.
-    email: StrictBool | None = None
-    sms: StrictBool | None = None
-    push: StrictBool | None = None
+    # Strict: consent is not guessed from "yes" or 1. Documented without `null`, which the
+    # validator below refuses.
+    email: Channel = None
+    sms: Channel = None
+    push: Channel = None
 
     @field_validator("email", "sms", "push", mode="before")
     @classmethod
@@ -112,7 +117,7 @@ class ContactUpsert(ContactBase):
         default=None,
         description="Marketing lifecycle stage, in HubSpot's vocabulary; synced with the CRM.",
     )
-    subscriptions: SubscriptionsUpdate | None = Field(
+    subscriptions: Annotated[SubscriptionsUpdate | None, NoNull()] = Field(
         default=None,
         description="Consent per channel, as `PUT .../subscriptions` sets it: a new contact "
         "simply starts with it; on an existing one each change records an `unsubscribed` or "

@@ -7,13 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from api.schemas.common import ContactId, Identifier, JsonObject
+from api.schemas.common import ContactId, Identifier, JsonObject, date_time_text
 from persistence.models import as_utc
 from workflows.contracts import is_system_event
 
 MAX_BATCH = 1000
 # Clocks drift and time zones get mangled; a day ahead is tolerated, more is a bug upstream.
 MAX_FUTURE = timedelta(days=1)
+# Before this, an occurred_at is a unit or epoch mistake (0 seconds is 1970), not history.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 EventName = Annotated[
     str,
@@ -45,6 +47,18 @@ class EventIn(BaseModel):
                 "score or CRM lifecycle); change the consent, contact or score instead, e.g. "
                 "PUT /v1/contacts/{contact_id}/subscriptions"
             )
+        return value
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _date_time_text(cls, value: object) -> object:
+        return date_time_text(value)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_before_2000(cls, value: datetime | None) -> datetime | None:
+        if value is not None and as_utc(value) < EARLIEST:
+            raise ValueError("must not be before 2000-01-01")
         return value
 
     @field_validator("occurred_at")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.schemas.common import ContactId, Identifier, ShortText
+
+# A journey's name in a path; an unknown one answers 404 (the catalog lives in code).
+JourneyName = Annotated[
+    str,
+    Path(max_length=100, description="A journey of the catalog.", examples=["welcome_series"]),
+]
 
 
 class JourneyVersionPublic(BaseModel):
@@ -41,7 +48,7 @@ class JourneyPublic(BaseModel):
 class EnrollmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    contact_id: ContactId
+    contact_id: ContactId = Field(examples=["c-1042"])
     key: Identifier | None = Field(default=None, description="Required for keyed journeys.")
 
 
