@@ -8,6 +8,12 @@ subject and the plain-text part, where escaping would only garble it.
 
 `StrictUndefined` turns a missing variable into an error instead of a silent blank: an email
 saying "Hi ," is worse than a step recorded as failed with a message naming the variable.
+
+The worker renders in Jinja's immutable sandbox (`from_settings`): whoever can edit a template
+cannot reach Python internals (`''.__class__.__mro__`, `cycler.__init__.__globals__`,
+`str.format` field tricks), change the objects it is given, or make a worker spin on a huge
+power or repetition. Values in the context are data: a contact attribute holding `{{ 7*7 }}`
+is printed as typed, never rendered as a template (see tests/security/test_templates.py).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from temporalio.exceptions import ApplicationError
 
 from journeyman.settings import Settings
@@ -46,11 +53,44 @@ class RenderedPush:
     body: str
 
 
+# The largest string or list a template may build by repetition, and the largest exponent:
+# far beyond any message, far below what would stall a worker (a message is not a computation).
+MAX_REPEAT = 100_000
+MAX_POWER_BITS = 4096
+
+
+class MessageSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with `*` and `**` bounded."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _power_bits(left, right) > MAX_POWER_BITS:
+            raise SecurityError(f"a power over {MAX_POWER_BITS} bits")
+        if operator == "*":
+            sizes = [
+                len(sequence) * count
+                for sequence, count in ((left, right), (right, left))
+                if isinstance(sequence, str | list | tuple) and isinstance(count, int)
+            ]
+            if any(size > MAX_REPEAT for size in sizes):
+                raise SecurityError(f"repetition over {MAX_REPEAT} items")
+        return super().call_binop(context, operator, left, right)
+
+
+def _power_bits(base: Any, exponent: Any) -> float:
+    """About how many bits `base ** exponent` takes (floats overflow on their own)."""
+    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
+        return float(max(abs(base).bit_length() - 1, 0) * exponent)
+    return 0.0
+
+
 class TemplateRenderer:
     """Renders message templates; construct once and share (it caches compiled templates).
 
-    `sandboxed=True` renders through Jinja's `SandboxedEnvironment`, for templates that users
-    edit: they cannot reach Python internals (`''.__class__.__mro__` and friends).
+    `sandboxed=True` renders through `MessageSandbox`, Jinja's immutable sandbox: templates
+    cannot reach Python internals (`''.__class__.__mro__` and friends). `from_settings`, which
+    the worker and the simulator use, sandboxes by default.
     """
 
     def __init__(
@@ -61,7 +101,7 @@ class TemplateRenderer:
         brand: str = "Journeyman",
         sandboxed: bool = False,
     ) -> None:
-        environment_class = SandboxedEnvironment if sandboxed else Environment
+        environment_class = MessageSandbox if sandboxed else Environment
         self.environment: Environment = environment_class(
             loader=FileSystemLoader(templates_dir),
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
@@ -77,7 +117,7 @@ class TemplateRenderer:
         self.sandboxed = sandboxed
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, sandboxed: bool = False) -> TemplateRenderer:
+    def from_settings(cls, settings: Settings, *, sandboxed: bool = True) -> TemplateRenderer:
         return cls(
             settings.templates_dir,
             public_url=settings.public_url,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
+from enum import StrEnum
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -67,31 +68,93 @@ async def _session(database: DatabaseDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 
 
-def is_api_key(settings: Settings, given: bytes) -> bool:
-    """Whether `given` is one of the configured keys. Every key is compared, in constant time
-    each, so timing tells nothing about the keys."""
-    matched = False
+class Scope(StrEnum):
+    """What a key may do. Admin keys (JOURNEYMAN_API_KEYS) may do everything; ingest keys
+    (JOURNEYMAN_INGEST_API_KEYS), for backends, only what `INGEST_ENDPOINTS` lists."""
+
+    ADMIN = "admin"
+    INGEST = "ingest"
+
+
+# The only endpoints an ingest key reaches, named by module and function, so the list lives
+# here and not scattered over routers: everything else, including any route added later, is
+# admin-only (default deny). Writes only: a leaked backend key can feed events and contacts
+# in, but can read no one's data out. tests/security/test_auth.py pins these to their paths.
+INGEST_ENDPOINTS = frozenset(
+    {
+        "api.routers.events:post_event",
+        "api.routers.events:post_events",
+        "api.routers.contacts:put_contact",
+        "api.routers.contacts:put_subscriptions",
+        "api.routers.contacts:exit_journey",
+        "api.routers.journeys:enroll",
+    }
+)
+
+
+def key_scope(settings: Settings, given: bytes) -> Scope | None:
+    """The scope of the key `given`, or None if it is no configured key.
+
+    Every configured key, admin and ingest, is compared, each in constant time, and none is
+    skipped once one matched: timing tells nothing about the keys or which list holds one.
+    """
+    admin = ingest = False
     for key in settings.api_keys:
-        matched |= hmac.compare_digest(given, key.encode())
-    return bool(given) and matched
+        admin |= hmac.compare_digest(given, key.encode())
+    for key in settings.ingest_api_keys:
+        ingest |= hmac.compare_digest(given, key.encode())
+    if not given:
+        return None
+    if admin:
+        return Scope.ADMIN
+    return Scope.INGEST if ingest else None
+
+
+def is_api_key(settings: Settings, given: bytes) -> bool:
+    """Whether `given` is an admin key (ingest keys are not): see `key_scope`."""
+    return key_scope(settings, given) is Scope.ADMIN
+
+
+def endpoint_name(request: Request) -> str:
+    """`module:function` of the endpoint the request was routed to ("" before routing)."""
+    endpoint = request.scope.get("endpoint")
+    if endpoint is None:
+        return ""
+    return f"{endpoint.__module__}:{endpoint.__qualname__}"
+
+
+def ingest_refused(request: Request) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_403_FORBIDDEN,
+        detail=f"this API key is an ingest key: {request.method} {request.url.path} needs an "
+        "admin key (JOURNEYMAN_API_KEYS)",
+    )
 
 
 # auto_error=False: a missing or non-Bearer header gets our 401 with WWW-Authenticate rather
 # than the default answer; declaring the scheme still gives /docs its "Authorize" button.
-_bearer = HTTPBearer(auto_error=False, description="An API key from JOURNEYMAN_API_KEYS.")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An admin key from JOURNEYMAN_API_KEYS, or an ingest key from "
+    "JOURNEYMAN_INGEST_API_KEYS (events, contact and consent writes, enrolling and exiting).",
+)
 
 
 def require_api_key(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     given = credentials.credentials.encode() if credentials else b""
-    if not is_api_key(settings, given):
+    scope = key_scope(settings, given)
+    if scope is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or invalid API key: send 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if scope is Scope.INGEST and endpoint_name(request) not in INGEST_ENDPOINTS:
+        raise ingest_refused(request)
     return credentials.credentials if credentials else ""
 
 

@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from api.deps import require_api_key
 from api.errors import install_error_handlers
+from api.limits import install_body_limits
 from api.pages import Pages
 from api.routers import (
     bulk,
@@ -81,6 +82,7 @@ def create_app(
     instrument_app(app, settings)
     app.state.pages = Pages(settings)
     install_error_handlers(app)
+    install_body_limits(app, settings)
     app.include_router(health.router)
     # Public: the signed token in the link is the authorisation.
     app.include_router(unsubscribe.router)
@@ -101,6 +103,9 @@ def create_app(
         dependencies=[Depends(require_api_key)],
         responses={
             401: {"model": ErrorOut, "description": "Missing or wrong API key."},
+            # Ingest keys (JOURNEYMAN_INGEST_API_KEYS) reach only api.deps.INGEST_ENDPOINTS.
+            403: {"model": ErrorOut, "description": "An ingest key on an admin-only route."},
+            413: {"model": ErrorOut, "description": "Body over JOURNEYMAN_MAX_REQUEST_BYTES."},
             503: {"model": ErrorOut, "description": "Database or Temporal unreachable."},
         },
     )

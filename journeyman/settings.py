@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     temporal_tls_key_path: Path | None = None
     temporal_tls_ca_path: Path | None = None
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [DEV_API_KEY])
+    # Keys for backends: only events, contact and consent writes, enrolling and exiting
+    # (`api.deps.INGEST_ENDPOINTS`); every other route answers them 403. None by default.
+    ingest_api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Request bodies larger than this are refused (413) unread; bulk enrollment uploads have
+    # their own, larger limit (8 MiB).
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     secret_key: str = DEV_SECRET_KEY
     public_url: str = "http://localhost:8000"
     smtp_host: str = "localhost"
@@ -62,8 +68,9 @@ class Settings(BaseSettings):
     # Rolling-window caps on marketing sends per channel: "channel:count/window", window in
     # m, h or d. Transactional sends are exempt.
     frequency_caps: str = "email:2/24h,email:5/7d,sms:1/24h,sms:3/7d,push:3/24h"
-    # How long a signed unsubscribe link stays valid.
-    unsubscribe_link_max_age_days: int = 365
+    # How long a signed unsubscribe link stays valid; CAN-SPAM wants an opt-out honoured for
+    # at least 30 days after the message was sent.
+    unsubscribe_link_max_age_days: int = Field(default=365, ge=30)
     # How long an email's open pixel and click links keep recording (and redirecting).
     tracking_link_max_age_days: int = 365
 
@@ -153,7 +160,7 @@ class Settings(BaseSettings):
     bulk_starts_per_second: float = Field(default=50.0, gt=0, le=10_000)
     schedules_enabled: bool = True
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "ingest_api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
@@ -228,6 +235,10 @@ class Settings(BaseSettings):
                 raise ValueError("JOURNEYMAN_SECRET_KEY must be set in production")
             if DEV_API_KEY in self.api_keys:
                 raise ValueError("JOURNEYMAN_API_KEYS must not contain the dev key in production")
+            if DEV_API_KEY in self.ingest_api_keys:
+                raise ValueError(
+                    "JOURNEYMAN_INGEST_API_KEYS must not contain the dev key in production"
+                )
             if self.crm == "webhook" and self.crm_webhook_secret in ("", DEV_CRM_WEBHOOK_SECRET):
                 raise ValueError("JOURNEYMAN_CRM_WEBHOOK_SECRET must be set in production")
         if (self.temporal_tls_cert_path is None) != (self.temporal_tls_key_path is None):
@@ -240,6 +251,9 @@ class Settings(BaseSettings):
             )
         if not self.api_keys:
             raise ValueError("JOURNEYMAN_API_KEYS must name at least one key")
+        if set(self.api_keys) & set(self.ingest_api_keys):
+            # Which scope would it have? Refused rather than guessed.
+            raise ValueError("a key is in both JOURNEYMAN_API_KEYS and JOURNEYMAN_INGEST_API_KEYS")
         return self
 
     @property

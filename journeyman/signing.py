@@ -1,7 +1,13 @@
-"""Signed, expiring tokens for links in messages (unsubscribe now; tracking later).
+"""Signed, expiring tokens for links in messages: unsubscribe, the open pixel, clicks.
 
-itsdangerous does the signing (HMAC-SHA256 over the payload and a timestamp); each purpose has
-its own salt, so a token made for one purpose is refused by every other.
+itsdangerous does the signing (HMAC-SHA256 with JOURNEYMAN_SECRET_KEY over the payload and a
+timestamp); each purpose has its own salt, so a token made for one purpose is refused by every
+other. Tokens carry ids only (contact and channel; message and link index), never a URL: a
+click redirects to the URL stored with the message, so a token cannot be made to point
+elsewhere. The reader gives the age limit: unsubscribe links live
+JOURNEYMAN_UNSUBSCRIBE_LINK_MAX_AGE_DAYS (at least 30, as CAN-SPAM wants opt-outs to work for
+30 days after sending), tracking links JOURNEYMAN_TRACKING_LINK_MAX_AGE_DAYS. Rotating the
+secret key invalidates every link already sent. See tests/security/test_tokens.py.
 """
 
 from __future__ import annotations

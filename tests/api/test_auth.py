@@ -52,6 +52,7 @@ def test_the_v1_surface_is_what_the_issue_lists(app: FastAPI) -> None:
     assert set(v1_routes(app)) == {
         ("PUT", "/v1/contacts/c-auth"),
         ("GET", "/v1/contacts/c-auth"),
+        ("DELETE", "/v1/contacts/c-auth"),
         ("GET", "/v1/contacts/c-auth/journeys"),
         ("GET", "/v1/contacts/c-auth/messages"),
         ("GET", "/v1/contacts/c-auth/score"),
