@@ -21,12 +21,27 @@ from journeyman.crm.start import ensure_crm_sync
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from persistence import Database
+from tests.conftest import binary, register_search_attributes
 from tests.crm.fake_hubspot import CLIENT_SECRET, TOKEN, FakeHubSpot
 from tests.support import running_app
 from worker import build_worker
 
 API_KEY = "privacy-key"
 SALES = "sales@journeyman.test"
+
+
+@pytest.fixture(scope="module")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own. These tests skip weeks with the whole
+    stack (scorer, CRM sync, bulk) running; on the session's shared server every earlier
+    test's pending timers fire along, which made the server drop its connection in a full
+    suite run and took the later tests down with it."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server")
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
 
 
 class KeptMail(list[EmailMessage]):
