@@ -24,9 +24,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
-from unittest.mock import patch
 
 import httpx
 from sqlalchemy.engine import make_url
@@ -35,14 +33,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 import worker as worker_module
-from activities import SmtpMailer, TemplateRenderer
-from activities.channels import build_channel_senders
-from activities.crm import build_crm_connector
-from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from persistence import Database, Enrollment, EventRecord, Message
 from tests.channels.provider import FakeProvider, Received, Reply
-from workflows import catalog
 from workflows.contracts import SEND_MESSAGE, EnrollmentInput, EnrollmentResult, Event
 from workflows.contracts import workflow_id_for as journey_workflow_id
 from workflows.runtime import journey_search_attributes
@@ -241,20 +234,9 @@ async def outage_worker(
 ) -> AsyncIterator[Worker]:
     """The worker as `journeyman worker` builds it (SMTP, SMS, push, the CRM connector the
     settings name), with the outage journey registered besides the catalog's."""
-    renderer = TemplateRenderer.from_settings(settings)
-    journeys = [*catalog.all_versions(), *OUTAGE_JOURNEYS]
-    # Only the worker module's view of the catalog changes, and only while it is built.
-    with patch.object(worker_module, "catalog", SimpleNamespace(all_versions=lambda: journeys)):
-        built = worker_module.build_worker(
-            client,
-            settings,
-            database,
-            renderer=renderer,
-            mailer=SmtpMailer.from_settings(settings),
-            starter=EnrollmentService(client=client, database=database, settings=settings).start,
-            senders=build_channel_senders(settings, renderer, http),
-            crm=build_crm_connector(settings, http),
-        )
+    built = worker_module.wired_worker(
+        client, settings, database, http, extra_workflows=OUTAGE_JOURNEYS
+    )
     async with built:
         yield built
 

@@ -32,12 +32,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import journeyman.smtp_sink as smtp_sink
-from activities import SmtpMailer, TemplateRenderer
-from activities.channels import build_channel_senders
-from activities.crm import build_crm_connector
 from journeyman.crm.contracts import CRM_SYNC_WORKFLOW_ID
 from journeyman.crm.start import ensure_crm_sync
-from journeyman.enrollments import EnrollmentService
 from journeyman.scoring.contracts import scorer_workflow_id
 from journeyman.settings import DEV_API_KEY, Settings
 from journeyman.signing import Signer, click_token
@@ -47,7 +43,7 @@ from tests.channels.provider import FakeProvider, Received, Reply
 from tests.crm.fake_hubspot import FakeHubSpot
 from tests.integration.channel_journeys import CHANNEL_JOURNEYS, PushThenNotify, TextThenTellCrm
 from tests.support import running_app
-from worker import build_worker
+from worker import wired_worker
 from workflows.contracts import EnrollmentInput, EnrollmentResult, Event, workflow_id_for
 from workflows.runtime import Journey, journey_search_attributes
 
@@ -334,18 +330,7 @@ async def test_no_secret_reaches_logs_error_bodies_or_histories(
     for name in ("temporalio", "httpx", "httpcore", "aiosmtplib", "mail.log", "journeyman"):
         logging.getLogger(name).setLevel(logging.DEBUG)
     client, (http_api, responses) = time_env.client, api
-    renderer = TemplateRenderer.from_settings(settings)
-    worker = build_worker(
-        client,
-        settings,
-        database,
-        renderer=renderer,
-        mailer=SmtpMailer.from_settings(settings),
-        starter=EnrollmentService(client=client, database=database, settings=settings).start,
-        senders=build_channel_senders(settings, renderer, http),
-        crm=build_crm_connector(settings, http),
-        extra_workflows=CHANNEL_JOURNEYS,
-    )
+    worker = wired_worker(client, settings, database, http, extra_workflows=CHANNEL_JOURNEYS)
     ada, bob = f"zq-{uuid.uuid4().hex[:10]}", f"zq-{uuid.uuid4().hex[:10]}"
     async with worker:
         await ensure_crm_sync(client, settings)
