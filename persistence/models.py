@@ -176,7 +176,9 @@ class Message(SQLModel, table=True):
     channel: str = Field(max_length=20)
     category: str = Field(default="marketing", max_length=20)
     template: str = Field(max_length=200)
-    # sending -> sent | failed | suppressed; `sending` found on retry means "maybe sent".
+    # sending -> sent | retrying | failed | suppressed. A retry that finds `sending` with no
+    # lock on the row (its attempt died) sends again under the same id; see
+    # activities/journey_activities.py.
     status: str = Field(default="sending", max_length=20)
     reason: str | None = Field(default=None, max_length=200)
     to_address: str | None = Field(default=None, max_length=320)
