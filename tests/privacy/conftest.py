@@ -21,7 +21,7 @@ from journeyman.crm.start import ensure_crm_sync
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from persistence import Database
-from tests.conftest import binary, register_search_attributes
+from tests.conftest import start_time_env
 from tests.crm.fake_hubspot import CLIENT_SECRET, TOKEN, FakeHubSpot
 from tests.support import running_app
 from worker import build_worker
@@ -33,13 +33,9 @@ SALES = "sales@journeyman.test"
 @pytest.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of this module's own. These tests skip weeks with the whole
-    stack (scorer, CRM sync, bulk) running; on the session's shared server every earlier
-    test's pending timers fire along, which made the server drop its connection in a full
-    suite run and took the later tests down with it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server")
-    )
-    await register_search_attributes(env.client)
+    stack (scorer, CRM sync, bulk) running and leave its workflows behind; on the session's
+    shared server they would hold the clock of every later test."""
+    env = await start_time_env()
     yield env
     await env.shutdown()
 

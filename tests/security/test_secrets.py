@@ -40,6 +40,7 @@ from journeyman.signing import Signer, click_token
 from persistence import Database, Enrollment, Message
 from tests.api.helpers import eventually
 from tests.channels.provider import FakeProvider, Received, Reply
+from tests.conftest import start_time_env
 from tests.crm.fake_hubspot import FakeHubSpot
 from tests.integration.channel_journeys import CHANNEL_JOURNEYS, PushThenNotify, TextThenTellCrm
 from tests.support import running_app
@@ -76,6 +77,15 @@ DEV_SECRETS = {"dev API key": DEV_API_KEY} | {
     }.items()
 }
 HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+@pytest.fixture(scope="module")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this module's own: the whole stack runs here (CRM sync
+    included) and leaves workflows behind that would hold the shared server's clock."""
+    env = await start_time_env()
+    yield env
+    await env.shutdown()
 
 
 def variants(secret: str) -> set[str]:
@@ -328,7 +338,9 @@ async def test_no_secret_reaches_logs_error_bodies_or_histories(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("temporalio", "httpx", "httpcore", "aiosmtplib", "mail.log", "journeyman"):
-        logging.getLogger(name).setLevel(logging.DEBUG)
+        # Through caplog, so each level is put back after the test (left at DEBUG, these
+        # loggers slowed every later test of the session down to timeouts).
+        caplog.set_level(logging.DEBUG, logger=name)
     client, (http_api, responses) = time_env.client, api
     worker = wired_worker(client, settings, database, http, extra_workflows=CHANNEL_JOURNEYS)
     ada, bob = f"zq-{uuid.uuid4().hex[:10]}", f"zq-{uuid.uuid4().hex[:10]}"
