@@ -17,6 +17,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from bench.harness import machine_line
+
 # The order `all` runs them in (bench/__main__.py lists the same).
 SCENARIOS = ("stats", "ingest", "runtime", "wakeup", "e2e", "testspeed")
 # Small sizes for --quick. Options a scenario does not have are left out (with a note), so a
@@ -56,9 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     load = os.getloadavg()
-    print(
-        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    print(machine_line(load))
     outcomes = [
         run_one(name, scenario_arguments(name, quick=args.quick, suite=not args.no_suite))
         for name in SCENARIOS

@@ -47,6 +47,7 @@ from bench.harness import (
     connected,
     cpu_seconds,
     free_port,
+    machine_line,
     running,
     temporal_command,
     timed,
@@ -138,13 +139,12 @@ def run(args: argparse.Namespace) -> None:
     # `kill <pid>` must stop the children and drop the database too: SIGTERM becomes
     # SystemExit, so every `finally` runs.
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    cores = os.cpu_count() or 0
     load = os.getloadavg()
     try:
         result = _measure(args)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(f"machine: {cores} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(machine_line(load))
     print(
         f"temporal dev server ({args.db}), {args.database}, API under uvicorn, "
         "`journeyman worker`, SMTP sink in the bench process"

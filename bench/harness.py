@@ -232,3 +232,11 @@ async def worker_polling(
 
 def _read(log: Path) -> str:
     return log.read_text(errors="replace")
+
+
+def machine_line(load: tuple[float, float, float]) -> str:
+    """The machine a table was measured on: cores and the load average taken at the start
+    (these machines are shared; the load says how far to trust the figures)."""
+    return (
+        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )

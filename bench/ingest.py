@@ -36,6 +36,7 @@ from bench.harness import (
     combined,
     connected,
     free_port,
+    machine_line,
     running,
     temporal_command,
     timed,
@@ -85,7 +86,6 @@ def _log_tail(path: Path, lines: int = 40) -> str:
 
 
 def run(args: argparse.Namespace) -> None:
-    cores = os.cpu_count() or 0
     load = os.getloadavg()
     result = asyncio.run(
         measure(
@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> None:
             profile=args.profile,
         )
     )
-    print(f"machine: {cores} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(machine_line(load))
     print(
         f"temporal dev server ({args.db}), {args.events} events per side, "
         f"concurrency {args.concurrency}, no worker, sides interleaved in {args.rounds} rounds"

@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from bench.harness import connected, cpu_seconds, free_port, running, temporal_command
+from bench.harness import connected, cpu_seconds, free_port, machine_line, running, temporal_command
 from bench.journeys import REPLY, WAIT, WAIT_FOR, RuntimeJourney
 from bench.stack import (
     ADMIN_DSN,
@@ -103,9 +103,7 @@ def run(args: argparse.Namespace) -> None:
             reply_after=args.reply_after,
         )
     )
-    print(
-        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    print(machine_line(load))
     print(
         f"temporal dev server ({args.db}), {args.contacts} journeys per side "
         f"(send, wait {args.wait:g}s, wait_for up to {args.wait_for:g}s, send)"

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.harness import machine_line
+
 ROOT = Path(__file__).resolve().parent.parent
 NINETY_DAYS = (
     "tests/journeys/test_ninety_days.py::"
@@ -85,12 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    cores = os.cpu_count() or 0
     load = os.getloadavg()
     result = measure(
         test=args.test, runs=args.runs, suite=args.suite, suite_args=args.suite_args.split()
     )
-    print(f"machine: {cores} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(machine_line(load))
     print(format_table(result, args.test))
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from bench.harness import connected, cpu_seconds, free_port, running, temporal_command
+from bench.harness import connected, cpu_seconds, free_port, machine_line, running, temporal_command
 from bench.journeys import DUE, WakeupJourney
 from bench.stack import (
     ADMIN_DSN,
@@ -110,9 +110,7 @@ def run(args: argparse.Namespace) -> None:
             mail=args.mail,
         )
     )
-    print(
-        f"machine: {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-    )
+    print(machine_line(load))
     print(
         f"temporal dev server ({args.db}, a fresh one per side), {args.enrollments} enrollments "
         "per side, all due at one instant, then one email each"
