@@ -16,22 +16,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.crm.base import CrmConnector, CrmRateLimited
 from activities.email import DeliveryUncertainError, Mailer, build_email, sender_domain
+from activities.email_claims import EmailClaims
+from activities.journey_activities import RETRYING, SENDING
 from activities.parts import WorkerParts
 from activities.rendering import RenderedEmail, TemplateRenderer
 from journeyman.crm.contracts import PUSH_DUE, PushRequest, PushResult
 from journeyman.crm.mapping import EMAIL, FieldMapping
 from journeyman.crm.outbox import mark_changed
 from journeyman.crm.push import TASK_PENDING, Pusher
+from journeyman.redaction import Redactor
 from journeyman.scoring.store import current_score
 from journeyman.settings import Settings
 from persistence import Contact, CrmTask, Database, Message
@@ -115,7 +120,8 @@ class SalesNotifier:
 
     Exactly once per notification id: the task row's id is the notification id, and the email
     is claimed as the message `<notification id>:sales` before the mailer is called, with the
-    same states as `send_message` (a retry that finds it `sending` does not resend).
+    same states and the same rule as `send_message`: a claim its attempt left mid-send (dead)
+    is sent again with the same Message-ID, a live attempt's is waited for, never resent.
     """
 
     def __init__(
@@ -126,6 +132,7 @@ class SalesNotifier:
         renderer: TemplateRenderer,
         mailer: Mailer,
         clock: Clock = _utcnow,
+        claims: EmailClaims | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
@@ -133,6 +140,9 @@ class SalesNotifier:
         self.mailer = mailer
         self.clock = clock
         self.half_life = timedelta(days=settings.score_half_life_days)
+        self.claims = claims or EmailClaims(database)
+        # SMTP refusals quote addresses (and a broken server may quote our login).
+        self.redact = Redactor.from_settings(settings)
 
     @activity.defn(name=NOTIFY_SALES)
     async def notify_sales(self, request: SalesNotification) -> SalesNotificationResult:
@@ -219,12 +229,23 @@ class SalesNotifier:
     async def _email(
         self, request: SalesNotification, rendered: RenderedEmail, now: datetime
     ) -> str:
+        """Send the internal email once, as journey sends are (`activities.email_claims`).
+
+        A claim left `sending` by a dead attempt is taken over and sent again with the same
+        Message-ID; a live attempt's claim is waited for, never sent twice.
+        """
         if not self.settings.sales_email:
             return "skipped: no_sales_email"
         message_id = f"{request.notification_id}:sales"
-        taken, answer = await self._claim(request, message_id, rendered, now)
-        if not taken:
-            return answer
+        async with self.database.session() as session:
+            row = await session.get(Message, message_id)
+        if row is not None and row.status == SENDING:
+            row = await self.claims.take_over(row)
+        if row is not None and row.status != RETRYING:
+            return _answer(row)
+        attempts = await self._claim(request, message_id, rendered, now, previous=row)
+        if attempts is None:  # another attempt claimed it between our read and our claim
+            return _answer(await self.claims.await_outcome(message_id))
         message = build_email(
             message_id=message_id,
             sender=self.settings.email_from,
@@ -233,95 +254,110 @@ class SalesNotifier:
             domain=sender_domain(self.settings.email_from),
             date=now,
         )
+
+        async def send(session: AsyncSession, held: Message) -> str:
+            return await self._send(session, held, message, now)
+
+        outcome = await self.claims.deliver(message_id, attempts, send)
+        return _answer(outcome) if isinstance(outcome, Message) else outcome
+
+    async def _send(
+        self, session: AsyncSession, held: Message, message: EmailMessage, now: datetime
+    ) -> str:
+        """The SMTP call on the locked claim `held`; its outcome commits with `session`."""
         try:
             await self.mailer.send(message)
         except DeliveryUncertainError as err:
-            activity.logger.warning("Sales email %s is uncertain: %s", message_id, err)
-            await self._set(message_id, "sending", status="failed", reason="uncertain_delivery")
+            # The server may have the whole message: not resent (as journey sends).
+            activity.logger.warning(
+                "Sales email %s is uncertain: %s", held.message_id, self.redact(str(err))
+            )
+            await _record(session, held, status="failed", reason="uncertain_delivery")
             return "failed: uncertain_delivery"
         except ApplicationError as err:
+            reason = self.redact(str(err))[:REASON_MAX]
             if err.type != ERR_PERMANENT_SEND:
-                await self._set(message_id, "sending", status="retrying", reason=str(err)[:200])
+                await _record(session, held, status=RETRYING, reason=reason)
                 raise
             # Refused for good: recorded; the journey goes on (the CRM task still tells sales).
-            await self._set(message_id, "sending", status="failed", reason=str(err)[:200])
-            return f"failed: {err.message}"[:REASON_MAX]
+            await _record(session, held, status="failed", reason=reason)
+            return f"failed: {self.redact(err.message)}"[:REASON_MAX]
         except Exception as err:
-            await self._set(
-                message_id,
-                "sending",
-                status="retrying",
-                reason=f"{type(err).__name__}: {err}"[:200],
-            )
+            reason = self.redact(f"{type(err).__name__}: {err}")[:REASON_MAX]
+            await _record(session, held, status=RETRYING, reason=reason)
             raise
-        await self._set(
-            message_id, "sending", status="sent", reason=None, sent_at=max(now, _utcnow())
-        )
+        await _record(session, held, status="sent", reason=None, sent_at=max(now, _utcnow()))
         return "sent"
 
     async def _claim(
-        self, request: SalesNotification, message_id: str, rendered: RenderedEmail, now: datetime
-    ) -> tuple[bool, str]:
-        """(True, "") when this attempt may send; else (False, what an earlier one did)."""
-        async with self.database.session() as session:
-            row = await session.get(Message, message_id)
-        if row is not None and row.status != "retrying":
-            return False, await self._settle(row)
+        self,
+        request: SalesNotification,
+        message_id: str,
+        rendered: RenderedEmail,
+        now: datetime,
+        *,
+        previous: Message | None,
+    ) -> int | None:
+        """Claim the email for this attempt: its `attempts`, or None if another has it.
+
+        `previous` is the `retrying` row this attempt read: the claim moves it on only if
+        nobody claimed it since.
+        """
         fields: dict[str, Any] = {
-            "status": "sending",
+            "status": SENDING,
             "to_address": self.settings.sales_email[:320],
             "subject": rendered.subject[:998],
             "created_at": now,
         }
-        if row is not None:
-            if await self._set(message_id, "retrying", attempts=row.attempts + 1, **fields):
-                return True, ""
-        else:
-            try:
-                async with self.database.session() as session:
-                    session.add(
-                        Message(
-                            message_id=message_id,
-                            workflow_id=request.workflow_id,
-                            run_id=activity.info().workflow_run_id or "",
-                            journey=request.journey,
-                            step=request.step,
-                            contact_id=request.contact_id,
-                            channel="email",
-                            category=SALES_CATEGORY,
-                            template=request.template,
-                            attempts=1,
-                            **fields,
-                        )
+        async with self.database.session() as session:
+            if previous is not None:
+                attempts = previous.attempts + 1
+                taken = await session.exec(
+                    update(Message)
+                    .where(
+                        col(Message.message_id) == message_id,
+                        col(Message.status) == RETRYING,
+                        col(Message.attempts) == previous.attempts,
                     )
-                    await session.commit()
-                return True, ""
-            except IntegrityError:
-                pass
-        async with self.database.session() as session:
-            latest = await session.get(Message, message_id)
-        if latest is None:
-            raise RuntimeError(f"message {message_id} vanished while claiming it")
-        return False, await self._settle(latest)
-
-    async def _settle(self, row: Message) -> str:
-        if row.status == "sending":
-            # An earlier attempt may have handed it over, then died: never send twice.
-            await self._set(row.message_id, "sending", status="failed", reason="uncertain_delivery")
-            return "failed: uncertain_delivery"
-        if row.status in ("sent", "delivered", "opened", "clicked"):
-            return "already_sent"
-        return f"{row.status}: {row.reason}"[:REASON_MAX] if row.reason else row.status
-
-    async def _set(self, message_id: str, from_status: str, **values: Any) -> bool:
-        async with self.database.session() as session:
-            result = await session.exec(
-                update(Message)
-                .where(col(Message.message_id) == message_id, col(Message.status) == from_status)
-                .values(**values)
+                    .values(attempts=attempts, **fields)
+                )
+                await session.commit()
+                return attempts if taken.rowcount == 1 else None
+            session.add(
+                Message(
+                    message_id=message_id,
+                    workflow_id=request.workflow_id,
+                    run_id=activity.info().workflow_run_id or "",
+                    journey=request.journey,
+                    step=request.step,
+                    contact_id=request.contact_id,
+                    channel="email",
+                    category=SALES_CATEGORY,
+                    template=request.template,
+                    attempts=1,
+                    **fields,
+                )
             )
-            await session.commit()
-        return bool(result.rowcount == 1)
+            try:
+                await session.commit()
+            except IntegrityError:
+                return None
+        return 1
+
+
+def _answer(row: Message) -> str:
+    """What `notify_sales` says about an email an earlier (or concurrent) attempt settled."""
+    if row.status in ("sent", "delivered", "opened", "clicked"):
+        return "already_sent"
+    return f"{row.status}: {row.reason}"[:REASON_MAX] if row.reason else row.status
+
+
+async def _record(session: AsyncSession, row: Message, **values: Any) -> None:
+    """Record the outcome on the row held locked, and end the transaction."""
+    for name, value in values.items():
+        setattr(row, name, value)
+    session.add(row)
+    await session.commit()
 
 
 def crm_parts(

@@ -1,6 +1,7 @@
-"""The activities journeys call: send a message, read a contact, record the lifecycle, hand on.
+"""The activities journeys call: send a message, read a contact, hand on to another journey.
 
-The worker builds one `JourneyActivities` with its dependencies and registers its methods.
+The worker builds one `JourneyActivities` with its dependencies and registers its methods (the
+lifecycle records are `activities.lifecycle`'s).
 
 A send goes through the adapter of its channel (`activities.channels`); the rules live here.
 They are checked at send time, against the send's due time (`activities.policy.send_time`),
@@ -95,22 +96,20 @@ from activities.policy import (
 )
 from activities.rendering import TemplateRenderer
 from activities.tracking import tracked_links
+from journeyman.redaction import redact
 from journeyman.scoring import decayed
 from journeyman.settings import FrequencyCap, Settings
-from persistence import Contact, Database, Enrollment, EnrollmentStep, LeadScore, Message
+from persistence import Contact, Database, LeadScore, Message
 from persistence.models import CONSENT_CHANNELS
 from workflows.contracts import (
     ERR_JOURNEY_DEFINITION,
     ERR_PERMANENT_SEND,
     ERR_TEMPLATE,
     READ_CONTACT,
-    RECORD_LIFECYCLE,
     SEND_MESSAGE,
     START_JOURNEY,
     ContactRequest,
     ContactSnapshot,
-    LifecycleAck,
-    LifecycleRecord,
     SendRequest,
     SendResult,
     StartJourneyRequest,
@@ -192,7 +191,9 @@ class JourneyActivities:
         now = self.clock().astimezone(UTC)
         if request.give_up is not None:
             return await self._give_up(request, request.give_up, now)
-        row = await self._find_message(request.message_id)
+        # Both rows in one session: a send reads the contact unless the message has its
+        # outcome already, which is the rare case (a retry after the outcome was recorded).
+        row, contact = await self._find_message_and_contact(request)
         if row is not None and row.status == SENDING:
             row = await self._take_over(row)
         if row is not None and row.status != RETRYING:
@@ -200,7 +201,6 @@ class JourneyActivities:
         sender = self.senders.get(request.channel)
         if sender is None:
             return await self._record_outcome(request, "suppressed", "unsupported_channel", now)
-        contact = await self._find_contact(request.contact_id)
         if contact is None or not sender.address(contact, request):
             return await self._record_outcome(request, "suppressed", "no_address", now)
         if request.channel == "email" and contact.email_suppressed == HARD_BOUNCE:
@@ -292,6 +292,9 @@ class JourneyActivities:
         }
         caps = self._caps_for(request)
         async with self.database.session() as session:
+            if not caps:
+                # The claim is then one statement, atomic on its own.
+                await self._one_statement_each(session)
             if caps:
                 await lock_contact(session, request.contact_id, dialect=self.database.dialect)
                 frees_at = await cap_frees_at(
@@ -341,7 +344,6 @@ class JourneyActivities:
             return await self._await_outcome(row.message_id)
         async with self.database.session() as session:
             try:
-                await self._send_transaction(session)
                 held = await self._lock_claim(session, row.message_id, row.attempts, nowait=True)
             except OperationalError as err:
                 if not _lock_not_available(err):
@@ -425,26 +427,41 @@ class JourneyActivities:
             return
         await session.exec(
             select(
-                func.set_config(
-                    "idle_in_transaction_session_timeout", str(SEND_TRANSACTION_IDLE_MS), True
-                ),
-                func.set_config("lock_timeout", str(int((lock_timeout or 30.0) * 1000)), True),
+                *(
+                    func.set_config(name, value, True)
+                    for name, value in _send_limits(lock_timeout).items()
+                )
             )
         )
 
     async def _lock_claim(
-        self, session: AsyncSession, message_id: str, attempts: int, *, nowait: bool = False
+        self,
+        session: AsyncSession,
+        message_id: str,
+        attempts: int,
+        *,
+        nowait: bool = False,
+        lock_timeout: float | None = None,
     ) -> Message | None:
-        """Lock the row if it is still the `sending` claim numbered `attempts`."""
-        statement = (
-            select(Message)
-            .where(
-                col(Message.message_id) == message_id,
-                col(Message.status) == SENDING,
-                col(Message.attempts) == attempts,
-            )
-            .with_for_update(nowait=nowait)
-        )
+        """Lock the row if it is still the `sending` claim numbered `attempts`.
+
+        On PostgreSQL the statement also sets the send transaction's limits (what
+        `_send_transaction` sets), saving a round trip per send: `set_config` in the WHERE
+        clause runs in the scan, on the row found, before the row is locked (the lock is taken
+        above the scan), so `lock_timeout` bounds the wait for this very lock. No row found
+        means no lock and no transaction left open, so nothing to limit.
+        """
+        conditions = [
+            col(Message.message_id) == message_id,
+            col(Message.status) == SENDING,
+            col(Message.attempts) == attempts,
+        ]
+        if self.database.dialect == "postgresql":
+            conditions += [
+                func.set_config(name, value, True).is_not(None)
+                for name, value in _send_limits(lock_timeout).items()
+            ]
+        statement = select(Message).where(*conditions).with_for_update(nowait=nowait)
         return (await session.exec(statement)).first()
 
     async def _deliver(
@@ -464,7 +481,6 @@ class JourneyActivities:
         """
         message_id = request.message_id
         async with self.database.session() as session:
-            await self._send_transaction(session)
             try:
                 held = await self._lock_claim(session, message_id, attempts)
             except OperationalError as err:
@@ -593,6 +609,26 @@ class JourneyActivities:
         async with self.database.session() as session:
             return await session.get(Message, message_id)
 
+    async def _find_message_and_contact(
+        self, request: SendRequest
+    ) -> tuple[Message | None, Contact | None]:
+        """The message row and the contact, read with one connection checkout."""
+        async with self.database.session() as session:
+            await self._one_statement_each(session)
+            row = await session.get(Message, request.message_id)
+            contact = await session.get(Contact, request.contact_id)
+        return row, contact
+
+    async def _one_statement_each(self, session: AsyncSession) -> None:
+        """Run `session`'s statements in autocommit: each its own transaction.
+
+        For sessions whose statements need no transaction together (independent reads, one
+        write): PostgreSQL then takes no BEGIN, nor a COMMIT or ROLLBACK at the end, which
+        are a round trip each with psycopg. Must come before the session's first statement.
+        """
+        if self.database.dialect == "postgresql":
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
     def _row(self, request: SendRequest, **fields: Any) -> Message:
         return Message(
             message_id=request.message_id,
@@ -635,83 +671,6 @@ class JourneyActivities:
             snapshot.score = decayed(score.points, score.as_of, datetime.now(UTC), half_life)
             snapshot.qualified = score.qualified
         return snapshot
-
-    async def _find_contact(self, contact_id: str) -> Contact | None:
-        async with self.database.session() as session:
-            return await session.get(Contact, contact_id)
-
-    # ----- record_lifecycle --------------------------------------------------------------
-
-    @activity.defn(name=RECORD_LIFECYCLE)
-    async def record_lifecycle(self, record: LifecycleRecord) -> LifecycleAck:
-        """Write one lifecycle fact; `recorded=False` means an earlier attempt already did.
-
-        It runs as a local activity, so it may run again after a worker restart: every
-        branch is safe to repeat.
-        """
-        if record.kind == "entered":
-            return LifecycleAck(recorded=await self._enter(record))
-        if record.kind == "step":
-            return LifecycleAck(recorded=await self._step(record))
-        return LifecycleAck(recorded=await self._end(record))
-
-    async def _enter(self, record: LifecycleRecord) -> bool:
-        row = Enrollment(
-            run_id=record.run_id,
-            workflow_id=record.workflow_id,
-            journey=record.journey,
-            version=record.version,
-            contact_id=record.contact_id,
-            key=record.key,
-            status=record.status,
-            trigger_event_id=record.trigger_event_id,
-            entered_at=record.at,
-        )
-        return await self.database.insert_once(row)
-
-    async def _step(self, record: LifecycleRecord) -> bool:
-        step = record.step or "(unnamed)"
-        row = EnrollmentStep(
-            run_id=record.run_id,
-            journey=record.journey,
-            step=step,
-            kind=record.step_kind or "step",
-            outcome=(record.outcome or "")[:REASON_MAX],
-            at=record.at,
-        )
-        # The step row and the enrollment's current step commit together: a repeat finds
-        # the step row and changes nothing, so a stale repeat cannot move current_step back.
-        async with self.database.session() as session:
-            try:
-                session.add(row)
-                await session.flush()
-                await session.exec(
-                    update(Enrollment)
-                    .where(col(Enrollment.run_id) == record.run_id)
-                    .values(current_step=step)
-                )
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                return False
-        return True
-
-    async def _end(self, record: LifecycleRecord) -> bool:
-        statement = (
-            update(Enrollment)
-            .where(col(Enrollment.run_id) == record.run_id, col(Enrollment.ended_at).is_(None))
-            .values(
-                status=record.status,
-                ended_by=(record.outcome or "")[:REASON_MAX] or None,
-                ended_at=record.at,
-                # The step it was in when a goal or exit ended it; else the last step done.
-                **({"current_step": record.step} if record.step else {}),
-            )
-        )
-        async with self.database.session() as session:
-            result = await session.exec(statement)
-            await session.commit()
-        return result.rowcount == 1
 
     # ----- start_journey -----------------------------------------------------------------
 
@@ -757,6 +716,14 @@ async def _set(session: AsyncSession, row: Message, **values: Any) -> None:
     await session.commit()
 
 
+def _send_limits(lock_timeout: float | None) -> dict[str, str]:
+    """The PostgreSQL settings of a transaction that may hold a message row across a call."""
+    return {
+        "idle_in_transaction_session_timeout": str(SEND_TRANSACTION_IDLE_MS),
+        "lock_timeout": str(int((lock_timeout or 30.0) * 1000)),
+    }
+
+
 def _lock_not_available(err: OperationalError) -> bool:
     """PostgreSQL refused a row lock (NOWAIT, or `lock_timeout` ran out)."""
     return getattr(err.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
@@ -796,4 +763,6 @@ def _describe(err: BaseException) -> str:
         text = f"{err.type}: {err.message}"
     else:
         text = f"{type(err).__name__}: {err}"
-    return text[:REASON_MAX]
+    # Providers quote what they refuse (the address, the number): the reason keeps their
+    # words but not the contact's data, which the messages table must not hold past erasure.
+    return redact(text)[:REASON_MAX]

@@ -11,11 +11,19 @@ branch answered it.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from temporalio import activity
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -30,18 +38,37 @@ SEND_LATENCY = "journeyman_send_latency_seconds"
 SEND_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
-def worker_runtime(bind_address: str) -> Runtime:
-    """A Temporal runtime that serves its metrics for Prometheus on `bind_address` (host:port).
+# The SDK core's own log lines (retried polls and completions while the server is away), as
+# records of this logger.
+CORE_LOGGER = "temporalio.core"
 
+
+def worker_runtime(bind_address: str = "") -> Runtime:
+    """The worker process's Temporal runtime: core logs through Python logging, and metrics
+    for Prometheus on `bind_address` (host:port; "" for none).
+
+    By default the core writes its warnings straight to stdout, from its own threads: when
+    nobody reads that stdout (a full pipe, a log driver that blocks) the thread blocks and the
+    worker stops polling while it looks alive. Forwarded, the core only buffers them; they
+    reach the process's handlers (scrubbed by `journeyman.redaction.RedactingFilter`).
     Durations in seconds, the Prometheus convention (the SDK's default is milliseconds).
     """
+    metrics = (
+        PrometheusConfig(
+            bind_address=bind_address,
+            durations_as_seconds=True,
+            histogram_bucket_overrides={SEND_LATENCY: list(SEND_LATENCY_BUCKETS)},
+        )
+        if bind_address
+        else None
+    )
     return Runtime(
         telemetry=TelemetryConfig(
-            metrics=PrometheusConfig(
-                bind_address=bind_address,
-                durations_as_seconds=True,
-                histogram_bucket_overrides={SEND_LATENCY: list(SEND_LATENCY_BUCKETS)},
-            )
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER)),
+            ),
+            metrics=metrics,
         )
     )
 

@@ -22,32 +22,32 @@ from journeyman.unsubscribe import ConsentService
 from persistence import Database
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _database(request: Request) -> Database:
+async def _database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
-def _client(request: Request) -> Client:
+async def _client(request: Request) -> Client:
     client: Client = request.app.state.client
     return client
 
 
-def _enrollments(request: Request) -> EnrollmentService:
+async def _enrollments(request: Request) -> EnrollmentService:
     service: EnrollmentService = request.app.state.enrollments
     return service
 
 
-def _consent(request: Request) -> ConsentService:
+async def _consent(request: Request) -> ConsentService:
     service: ConsentService = request.app.state.consent
     return service
 
 
-def _pages(request: Request) -> Pages:
+async def _pages(request: Request) -> Pages:
     pages: Pages = request.app.state.pages
     return pages
 
@@ -140,7 +140,7 @@ _bearer = HTTPBearer(
 )
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],

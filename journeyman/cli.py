@@ -185,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args)
     except ValidationError as err:
         parser.exit(2, f"journeyman: invalid settings:\n{err}\n")
+    _redact_logs(settings)
     run: Callable[[argparse.Namespace, Settings], int] = COMMANDS[args.command]
     return run(args, settings)
 
@@ -398,6 +399,17 @@ def _configure_logging(level: str) -> None:
     )
     for name in (*OUR_PACKAGES, "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(level)
+
+
+def _redact_logs(settings: Settings) -> None:
+    # A provider's refusal quotes the address or number it refused, and the SDK logs a failed
+    # activity's exception before the failure converter scrubs it for the history: every
+    # handler writes scrubbed lines, this process's configured secrets included.
+    from journeyman.redaction import RedactingFilter, Redactor
+
+    scrubbing = RedactingFilter(Redactor.from_settings(settings))
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(scrubbing)
 
 
 def _port_of(address: str, default: int) -> int:

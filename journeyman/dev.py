@@ -6,6 +6,10 @@ Children, started in this order and stopped in the reverse one:
 3. the SMTP sink, writing every email as a `.eml` file under `<data_dir>/mail/`;
 4. the worker and 5. the API, as `python -m journeyman.cli worker|api`, as in production.
 
+A worker that exits is started again, with a backoff (its poller watchdog exits it when it
+stops polling, and a supervisor is what turns that into a recovery); any other child's exit
+stops everything.
+
 Each child runs in its own process group, so a Ctrl-C in the terminal reaches this process
 only: it stops the API before the worker and the worker before the server, so in-flight work
 finishes instead of failing against a server that is already gone. A second Ctrl-C kills.
@@ -37,6 +41,14 @@ from journeyman.temporal import connect, search_attribute_flags
 from persistence import migrate
 
 START_TIMEOUT = 90.0
+# A worker that exits (its poller watchdog exits one that stopped polling, issue 9) is started
+# again after a delay that doubles up to the cap while it keeps dying soon after its start, as
+# an orchestrator's restart policy would; any other child's exit stops the stack.
+RESTARTED = "worker"
+RESTART_DELAY = 1.0
+RESTART_DELAY_CAP = 30.0
+# A worker that ran this long before exiting is restarted after the first delay again.
+RESTART_STEADY = 60.0
 # More than the worker's graceful shutdown, so a clean stop is never cut short.
 STOP_TIMEOUT = 20.0
 POLL_INTERVAL = 0.2
@@ -150,6 +162,9 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
 class Child:
     name: str
     process: asyncio.subprocess.Process
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    started: float = 0.0
 
 
 @dataclass
@@ -212,18 +227,30 @@ class DevStack:
         return False
 
     async def _supervise(self) -> int:
-        waits = {asyncio.ensure_future(c.process.wait()): c for c in self.children}
-        stop = asyncio.ensure_future(self._stop.wait())
-        done, _ = await asyncio.wait({stop, *waits}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (stop, *waits):
-            task.cancel()
-        for task in done:
-            if task in waits:
-                child = waits[task]
-                self._say(f"{child.name} exited with code {child.process.returncode}; stopping.")
+        loop = asyncio.get_running_loop()
+        delay = RESTART_DELAY
+        while True:
+            waits = {asyncio.ensure_future(c.process.wait()): c for c in self.children}
+            stop = asyncio.ensure_future(self._stop.wait())
+            done, _ = await asyncio.wait({stop, *waits}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (stop, *waits):
+                task.cancel()
+            if stop in done:
+                self._say("Stopping...")
+                return 0
+            child = next(waits[task] for task in done)
+            code = child.process.returncode
+            if child.name != RESTARTED:
+                self._say(f"{child.name} exited with code {code}; stopping.")
                 return 1
-        self._say("Stopping...")
-        return 0
+            if loop.time() - child.started >= RESTART_STEADY:
+                delay = RESTART_DELAY
+            self._say(f"{child.name} exited with code {code}; starting it again in {delay:.0f}s.")
+            if not await self._until_stopped(asyncio.sleep(delay)):
+                self._say("Stopping...")
+                return 0
+            await self._respawn(child)
+            delay = min(2 * delay, RESTART_DELAY_CAP)
 
     # ----- start ----------------------------------------------------------------------
 
@@ -281,9 +308,16 @@ class DevStack:
             stderr=asyncio.subprocess.STDOUT if stdout is not None else None,
             process_group=0,
         )
-        child = Child(name, process)
+        child = Child(name, process, command, env, asyncio.get_running_loop().time())
         self.children.append(child)
         return child
+
+    async def _respawn(self, child: Child) -> None:
+        """Start `child`'s command again in its place (so it still stops in its turn)."""
+        child.process = await asyncio.create_subprocess_exec(
+            *child.command, env=child.env, stdin=asyncio.subprocess.DEVNULL, process_group=0
+        )
+        child.started = asyncio.get_running_loop().time()
 
     async def _temporal_client(self) -> Client:
         return await connect(self.settings)

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from journeyman.crm.mapping import FieldMapping
+from journeyman.worker_defaults import default_activity_slots, default_workflow_task_slots
 
 DEV_API_KEY = "dev-key"
 DEV_SECRET_KEY = "dev-secret-change-me"
@@ -94,14 +95,22 @@ class Settings(BaseSettings):
     send_task_queue: str = ""
     send_max_per_second: float = Field(default=0.0, ge=0)
 
-    # Worker tuning (the Temporal SDK's defaults): sends in flight, journey steps processed at
-    # once, enrollments kept in memory between their steps, and a server-enforced cap on the
-    # task queue's activities per second across all workers (0: none; every worker of the
-    # queue must set the same value).
-    worker_max_concurrent_activities: int = Field(default=100, ge=1)
-    worker_max_concurrent_workflow_tasks: int = Field(default=100, ge=2)
+    # Worker tuning: sends in flight, journey steps processed at once, enrollments kept in
+    # memory between their steps, and a server-enforced cap on the task queue's activities
+    # per second across all workers (0: none; every worker of the queue must set the same
+    # value). The two slot counts default to 5 and 10 per CPU, capped at the SDK's 100: the
+    # SDK's 100 each spiral into timeouts on a small machine (journeyman/worker_defaults.py).
+    worker_max_concurrent_activities: int = Field(default_factory=default_activity_slots, ge=1)
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default_factory=default_workflow_task_slots, ge=2
+    )
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
     worker_max_task_queue_activities_per_second: float = Field(default=0.0, ge=0)
+    # The poller watchdog (journeyman/worker_watchdog.py): every this many seconds the worker
+    # asks the server whether it still polls, and exits once the server has answered for the
+    # grace period without listing it, so its supervisor restarts it (0: no watchdog).
+    worker_watchdog_seconds: float = Field(default=30.0, ge=0)
+    worker_watchdog_grace_seconds: float = Field(default=120.0, gt=0)
 
     # The worker's metrics for Prometheus (Temporal SDK metrics and send latency), served by
     # the Temporal runtime on this ip:port; empty serves none. The API's are at /metrics.

@@ -91,6 +91,7 @@ from workflows.contracts import (
     NOTIFY_SALES,
     READ_CONTACT,
     RECORD_LIFECYCLE,
+    RECORD_LIFECYCLE_BATCH,
     SEARCH_ATTRIBUTES,
     SEND_MESSAGE,
     START_JOURNEY,
@@ -103,6 +104,8 @@ from workflows.contracts import (
     EnrollmentResult,
     Event,
     LifecycleAck,
+    LifecycleBatch,
+    LifecycleBatchAck,
     LifecycleRecord,
     LocalTimeRequest,
     LocalTimeResult,
@@ -345,6 +348,8 @@ class _Capture:
     starts: list[dict[str, Any]] = field(default_factory=list)
     updates: list[dict[str, Any]] = field(default_factory=list)
     segment_checks: list[dict[str, Any]] = field(default_factory=list)
+    # Steps whose lifecycle record came (see `lifecycle_later`).
+    recorded_steps: set[str] = field(default_factory=set)
 
     def add(self, at: datetime, kind: EntryKind, **fields: Any) -> None:
         self.entries.append(_Pending(at=at, kind=kind, fields=fields))
@@ -370,6 +375,12 @@ class _Capture:
         async def record_lifecycle(record: LifecycleRecord) -> LifecycleAck:
             capture.lifecycle(record)
             return LifecycleAck(recorded=True)
+
+        @activity.defn(name=RECORD_LIFECYCLE_BATCH)
+        async def record_lifecycle_batch(batch: LifecycleBatch) -> LifecycleBatchAck:
+            for record in batch.records:
+                capture.lifecycle_later(record)
+            return LifecycleBatchAck(recorded=len(batch.records))
 
         @activity.defn(name=START_JOURNEY)
         async def start_journey(request: StartJourneyRequest) -> StartJourneyResult:
@@ -406,6 +417,7 @@ class _Capture:
             read_contact,
             next_local_time,
             record_lifecycle,
+            record_lifecycle_batch,
             start_journey,
             notify_sales,
             in_segment,
@@ -630,6 +642,27 @@ class _Capture:
                 reason=record.outcome,
                 detail=record.status,
             )
+
+    def lifecycle_later(self, record: LifecycleRecord) -> None:
+        """A record the runtime buffered (it writes them in batches at durable waits): put
+        where it happened, before what later steps captured meanwhile (same-second entries
+        keep the order they are added in)."""
+        added = len(self.entries)
+        self.lifecycle(record)
+        if record.kind == "step" and record.step:
+            self.recorded_steps.add(record.step)
+        if len(self.entries) == added:
+            return
+        entry = self.entries.pop()
+        index = len(self.entries)
+        while index > 0 and self._later(self.entries[index - 1], record):
+            index -= 1
+        self.entries.insert(index, entry)
+
+    def _later(self, entry: _Pending, record: LifecycleRecord) -> bool:
+        step = entry.fields.get("step")
+        later_step = step is not None and step != record.step and step not in self.recorded_steps
+        return entry.at > record.at or later_step
 
 
 def preview_line(text: str) -> str:

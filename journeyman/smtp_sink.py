@@ -141,7 +141,8 @@ class _Handler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
         if address.lower() in self.sink.refused:
-            return "550 5.1.1 Mailbox unavailable"
+            # As Postfix words it: real servers quote the address they refuse.
+            return f"550 5.1.1 <{address}>: Recipient address rejected: Mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

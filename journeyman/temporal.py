@@ -20,6 +20,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import TLSConfig
 
+from journeyman.payloads import journeyman_data_converter
+from journeyman.redaction import redacting_data_converter
 from journeyman.settings import Settings
 from journeyman.tracing import temporal_plugins
 from workflows.contracts import SEARCH_ATTRIBUTES
@@ -52,11 +54,14 @@ def connect_options(settings: Settings) -> dict[str, Any]:
     With tracing on, the OpenTelemetry plugin: on the client, it also traces the workflows and
     activities of every worker built from it. An API key (Temporal Cloud) travels as a bearer
     token, over TLS; client certificates are mTLS. The PEM files are read here, at start-up,
-    so a missing one stops the process with its path.
+    so a missing one stops the process with its path. Failures are scrubbed of addresses,
+    numbers and these settings' secrets before they reach a history (`journeyman.redaction`);
+    dataclasses are encoded without the SDK's deep copy (`journeyman.payloads`).
     """
     options: dict[str, Any] = {
         "namespace": settings.temporal_namespace,
         "plugins": temporal_plugins(settings),
+        "data_converter": redacting_data_converter(settings, journeyman_data_converter()),
     }
     if settings.temporal_api_key:
         options["api_key"] = settings.temporal_api_key

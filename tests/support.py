@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, TemplateRenderer
+from activities.lifecycle import LifecycleRecorder
 from activities.scoring import scoring_parts
 from api import create_app
 from journeyman.enrollments import EnrollmentService
@@ -71,7 +72,7 @@ async def capturing_worker(
         activities=[
             send_message,
             real.read_contact,
-            real.record_lifecycle,
+            *LifecycleRecorder(database).activities(),
             real.start_journey,
             *scoring.activities,
         ],

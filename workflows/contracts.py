@@ -29,6 +29,8 @@ SEND_MESSAGE = "send_message"
 NEXT_LOCAL_TIME = "next_local_time"
 READ_CONTACT = "read_contact"
 RECORD_LIFECYCLE = "record_lifecycle"
+# Several lifecycle records in one local activity and one transaction (see workflows/runtime.py).
+RECORD_LIFECYCLE_BATCH = "record_lifecycle_batch"
 START_JOURNEY = "start_journey"
 NOTIFY_SALES = "notify_sales"
 IN_SEGMENT = "in_segment"
@@ -301,6 +303,19 @@ class LifecycleRecord:
 @dataclass
 class LifecycleAck:
     recorded: bool
+
+
+@dataclass
+class LifecycleBatch:
+    """Lifecycle records of one enrollment, oldest first, written in one transaction."""
+
+    records: list[LifecycleRecord] = field(default_factory=list)
+
+
+@dataclass
+class LifecycleBatchAck:
+    # How many records this call wrote; fewer than sent when an earlier attempt wrote some.
+    recorded: int
 
 
 @dataclass

@@ -8,7 +8,8 @@ attributes, writes its steps in `steps()` with the primitives below, and is deco
 - ends the enrollment the moment a goal (`converted`) or exit (`exited`) event arrives,
   whatever step it is in, by cancelling the steps;
 - answers the `state` query and keeps the `JourneyStep` search attribute current;
-- records its lifecycle (entered, each step, ended) for stats.
+- records its lifecycle (entered, each step, ended) for stats: "entered" at once, the steps
+  buffered and written in one batch before each durable wait and at the end.
 
 Only `workflow.*` time, timers and logging are used here: this module runs in the sandbox.
 """
@@ -44,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         NOTIFY_SALES,
         READ_CONTACT,
         RECORD_LIFECYCLE,
+        RECORD_LIFECYCLE_BATCH,
         SEND_MESSAGE,
         START_JOURNEY,
         STATE_QUERY,
@@ -62,6 +64,8 @@ with workflow.unsafe.imports_passed_through():
         HoldPolicy,
         JourneySchedule,
         LifecycleAck,
+        LifecycleBatch,
+        LifecycleBatchAck,
         LifecycleKind,
         LifecycleRecord,
         LocalTimeRequest,
@@ -101,6 +105,9 @@ SEND_GIVE_UP_AFTER = timedelta(hours=24)
 MAX_DEFERRALS = 20
 # Patch id of recording a send Temporal stopped retrying as failed in the message log.
 RECORD_GIVEN_UP_SENDS = "record-given-up-sends"
+# Patch id of buffering lifecycle records and writing them in batches (see `_record`); runs
+# started before it record each one with its own local activity, as their histories say.
+BATCHED_LIFECYCLE = "batched-lifecycle"
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -160,6 +167,9 @@ class Journey:
         self._waiting_for: list[str] = []
         self._wait_until: datetime | None = None
         self._done: list[StepRecord] = []
+        # Lifecycle records not written yet (batched runs only; see `_record`).
+        self._batched = False
+        self._unrecorded: list[LifecycleRecord] = []
         self._used_step_names: set[str] = set()
         # Split step -> assigned variant, shown in the state query.
         self.variants: dict[str, str] = {}
@@ -224,6 +234,7 @@ class Journey:
 
     async def _run(self) -> EnrollmentResult:
         self._window_start = workflow.now()
+        self._batched = workflow.patched(BATCHED_LIFECYCLE)
         await self._record("entered")
         if self._status == "active":
             self._steps_task = asyncio.create_task(self.steps())
@@ -368,6 +379,7 @@ class Journey:
                 f"Step {step}: held back ({result.reason}) until "
                 f"{result.retry_at:%Y-%m-%d %H:%M} UTC"
             )
+            await self._flush_lifecycle()
             await workflow.sleep(delay, summary=f"{step}: held back ({result.reason})")
             request = dataclasses.replace(request, attempt=request.attempt + 1)
 
@@ -441,6 +453,7 @@ class Journey:
         )
         self._wait_until = resolved.at
         workflow.set_current_details(f"Step {step}: waiting until {at} {resolved.timezone}")
+        await self._flush_lifecycle()
         await workflow.sleep(max(resolved.at - workflow.now(), timedelta(0)), summary=step)
         self._window_start = workflow.now()
         await self._complete(step, "wait_until_local", f"waited until {at} {resolved.timezone}")
@@ -470,6 +483,7 @@ class Journey:
         until = workflow.now() + duration
         self._begin(step, f"waiting {_human(duration)} (until {until:%Y-%m-%d %H:%M} UTC)")
         self._wait_until = until
+        await self._flush_lifecycle()
         await workflow.sleep(duration, summary=step)
         self._window_start = workflow.now()
         await self._complete(step, "wait", "waited")
@@ -505,6 +519,7 @@ class Journey:
                 found.append(match)
             return bool(found)
 
+        await self._flush_lifecycle()
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(arrived, timeout=timeout, timeout_summary=step)
         self._window_start = workflow.now()
@@ -723,6 +738,14 @@ class Journey:
             outcome=outcome if kind != "ended" else self._ended_by,
             trigger_event_id=self.trigger.id if self.trigger else None,
         )
+        if self._batched:
+            self._unrecorded.append(record)
+            # "entered" at once: routing finds running enrollments by their row (an exit of a
+            # keyed journey, goals on any event) and a `never` journey checks it for re-entry.
+            # The steps wait for the next durable wait or the end (`_flush_lifecycle`).
+            if kind != "step":
+                await self._flush_lifecycle()
+            return
         # A local activity: bookkeeping should not cost a task-queue round trip per step.
         await workflow.execute_local_activity(
             RECORD_LIFECYCLE,
@@ -732,6 +755,28 @@ class Journey:
             retry_policy=BOOKKEEPING_RETRY,
             summary=f"record {kind}" + (f" {step}" if step else ""),
         )
+
+    async def _flush_lifecycle(self) -> None:
+        """Write the buffered lifecycle records, in one local activity and one transaction.
+
+        Called before every durable wait, so stats are current while an enrollment waits
+        (for days, possibly), and at the end. Nothing is lost on a crash: the buffer is
+        rebuilt by replay. A flush cancelled by a goal or exit keeps its records, and the
+        ending's flush writes them (the activity is safe to repeat).
+        """
+        if not self._unrecorded:
+            return
+        records = list(self._unrecorded)
+        kinds = sorted({r.kind for r in records})
+        await workflow.execute_local_activity(
+            RECORD_LIFECYCLE_BATCH,
+            LifecycleBatch(records=records),
+            result_type=LifecycleBatchAck,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+            summary=f"record {len(records)} ({', '.join(kinds)})",
+        )
+        del self._unrecorded[: len(records)]
 
 
 J = TypeVar("J", bound=type[Journey])

@@ -39,7 +39,7 @@ def _given_key(authorization: str) -> bytes:
     return b""
 
 
-def require_report_key(request: Request, settings: SettingsDep) -> None:
+async def require_report_key(request: Request, settings: SettingsDep) -> None:
     scope = key_scope(settings, _given_key(request.headers.get("authorization", "")))
     if scope is Scope.INGEST:  # a backend's key: known, but the report is for operators
         raise ingest_refused(request)

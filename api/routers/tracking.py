@@ -33,7 +33,7 @@ NO_CACHE = {
 TokenPath = Annotated[str, Path(description="The signed token from the tracking link.")]
 
 
-def _engagement(request: Request) -> EngagementService:
+async def _engagement(request: Request) -> EngagementService:
     # Built per request from the lifespan's shared parts: it holds no state of its own.
     state = request.app.state
     return EngagementService(

@@ -15,10 +15,12 @@ in the order given, many contacts side by side.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -189,8 +191,7 @@ async def store_events(
         }
         for event in sorted(first.values(), key=lambda event: event.id)
     ]
-    statement = dialect_insert(dialect, _EVENTS).on_conflict_do_nothing(index_elements=["id"])
-    result = await connection.execute(statement.returning(_EVENTS.c.id), rows)
+    result = await connection.execute(_insert_events(dialect), rows)
     inserted = {row[0] for row in result}
     earlier = await _stored_rows(connection, [i for i in first if i not in inserted])
 
@@ -213,6 +214,14 @@ async def store_events(
             answers.append(Stored(inserted=True))
         seen.add(event.id)
     return answers
+
+
+@functools.cache
+def _insert_events(dialect: str) -> Any:
+    """INSERT .. ON CONFLICT DO NOTHING RETURNING id, built once per dialect (see
+    journeyman.enrollments' statements: building it per request costs more than it saves)."""
+    statement = dialect_insert(dialect, _EVENTS).on_conflict_do_nothing(index_elements=["id"])
+    return statement.returning(_EVENTS.c.id)
 
 
 async def _stored_rows(connection: AsyncConnection, ids: list[str]) -> dict[str, Stored]:

@@ -32,6 +32,7 @@ from temporalio.worker import Worker
 
 from activities import JourneyActivities, SmtpMailer, TemplateRenderer, journey_activities
 from activities.email import message_id_header, sender_domain
+from activities.lifecycle import LifecycleRecorder
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Database, Enrollment, Message
@@ -91,7 +92,7 @@ async def test_a_send_retried_after_the_smtp_call_is_not_sent_again(
         activities=[
             acts.send_message,
             acts.read_contact,
-            acts.record_lifecycle,
+            *LifecycleRecorder(database).activities(),
             acts.start_journey,
         ],
     ):

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from temporalio.testing import ActivityEnvironment
 
 from activities import JourneyActivities
+from activities.lifecycle import LifecycleRecorder
 from persistence import Database, Enrollment, EnrollmentStep
 from workflows.contracts import (
     ContactRequest,
@@ -81,9 +82,12 @@ async def test_lifecycle_is_recorded_once_however_often_it_repeats(
         ),
     ]
 
-    first = [await run(activities.record_lifecycle, fact) for fact in lifecycle]
+    first = [await run(LifecycleRecorder(database).record_lifecycle, fact) for fact in lifecycle]
     # A local activity may run again after a worker restart, in any order of repeats.
-    again = [await run(activities.record_lifecycle, fact) for fact in reversed(lifecycle)]
+    again = [
+        await run(LifecycleRecorder(database).record_lifecycle, fact)
+        for fact in reversed(lifecycle)
+    ]
 
     assert first == [LifecycleAck(recorded=True)] * 3
     assert again == [LifecycleAck(recorded=False)] * 3
@@ -110,7 +114,7 @@ async def test_current_step_follows_the_steps(
     activities: JourneyActivities, database: Database
 ) -> None:
     run_id = str(uuid.uuid4())
-    await run(activities.record_lifecycle, record(run_id, "entered"))
+    await run(LifecycleRecorder(database).record_lifecycle, record(run_id, "entered"))
     for minute, name in enumerate(["grace_period", "first_reminder", "order_window"]):
         fact = record(
             run_id,
@@ -120,10 +124,10 @@ async def test_current_step_follows_the_steps(
             step_kind="send",
             outcome="sent",
         )
-        await run(activities.record_lifecycle, fact)
+        await run(LifecycleRecorder(database).record_lifecycle, fact)
     # A late repeat of an earlier step does not move the enrollment back.
     await run(
-        activities.record_lifecycle,
+        LifecycleRecorder(database).record_lifecycle,
         record(run_id, "step", step="grace_period", step_kind="wait", outcome="waited"),
     )
 

@@ -133,6 +133,8 @@ async def test_refused_recipient_fails_for_good(
     row = await message_row(database, request.message_id)
     assert row.status == "failed"
     assert row.reason is not None and "550" in row.reason
+    # The provider's words are kept, the refused address is not (tests/security/test_redaction.py).
+    assert "bounce@example.com" not in row.reason
     again = await run(activities.send_message, request)
     assert (again.status, again.reason) == ("failed", row.reason)
     assert sink.messages == []

@@ -7,7 +7,8 @@
   again on the same port and file.
 - `WorkerProcess` (fixture `chaos_worker`): the real worker (`tests/chaos/worker_main.py`,
   built by `worker.wired_worker` plus the `ChaosDrill` journey) as a child process that a
-  test can SIGKILL and start again.
+  test can SIGKILL and start again, or have started again whenever it exits (`supervise`).
+  Its stdout is read for its whole life (see `WorkerProcess.ready` for why that matters).
 - `add_contacts`, `start_drills`, `wait_until_ended`, `drill_results`, `check_deliveries`:
   make contacts, start enrollments as `EnrollmentService` would, wait (by polling the
   database, with a deadline, never on timing), and count what the sink got.
@@ -25,12 +26,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 from sqlalchemy import func
@@ -213,7 +216,8 @@ def worker_environment(
 
 
 class WorkerProcess:
-    """`python -m tests.chaos.worker_main` as a child process: start, wait ready, SIGKILL."""
+    """`python -m tests.chaos.worker_main` as a child process: start, wait ready, SIGKILL;
+    with `supervise()`, started again whenever it exits by itself, as compose would."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env = env
@@ -221,18 +225,23 @@ class WorkerProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
         self.kills = 0
+        self.exits: list[int] = []  # exit codes of the runs that ended by themselves
+        self.draining = False  # a thread copies the current process's stdout to the log
 
     @property
     def task_queue(self) -> str:
         return self.env["JOURNEYMAN_TASK_QUEUE"]
 
-    def start(self) -> None:
+    def start(self, stdout: int = subprocess.PIPE) -> None:
+        """Start it; `stdout` another descriptor than the pipe `ready()` reads only to wedge
+        it (see test_worker_watchdog.py)."""
         assert self.process is None or self.process.poll() is not None, "already running"
+        self.draining = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tests.chaos.worker_main"],
             cwd=PROJECT_ROOT,
             env=self.env,
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=self.log.open("ab"),
             start_new_session=True,
         )
@@ -248,6 +257,25 @@ class WorkerProcess:
         )
         if line.decode().strip() != READY:
             raise RuntimeError(f"the chaos worker did not start ({line!r}); see {self.log}")
+        # The SDK's core writes its log (a warning per retried call while the server is down)
+        # to stdout. Unread, the pipe fills after ~64 KiB and the core thread writing to it
+        # blocks, and with it the worker's polling: the "0 pollers after a server restart" of
+        # issue 9 was this. So the rest of stdout is copied to the log for the process's life.
+        threading.Thread(target=_copy_lines, args=(stdout, self.log), daemon=True).start()
+        self.draining = True
+
+    async def supervise(self) -> None:
+        """Start the worker again each time it exits by itself (the watchdog exits a worker
+        that stopped polling), until cancelled; as `restart: unless-stopped` would."""
+        while True:
+            process = self.process
+            assert process is not None
+            code = await asyncio.to_thread(process.wait)
+            if process is not self.process:
+                continue  # a kill() and start() happened meanwhile
+            self.exits.append(code)
+            self.start()
+            await self.ready()
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, in-flight activities and workflow tasks are lost."""
@@ -265,8 +293,15 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        if self.process.stdout is not None and not self.draining:
+            self.process.stdout.close()  # else the copying thread closes it at its end
+
+
+def _copy_lines(stream: IO[bytes], log: Path) -> None:
+    with stream, log.open("ab") as out:
+        for line in stream:
+            out.write(line)
+            out.flush()
 
 
 @pytest.fixture

@@ -326,3 +326,9 @@ def test_the_deployment_guide_names_only_real_settings_and_worker_options() -> N
     assert {"max_task_queue_activities_per_second", "max_concurrent_activities",
             "max_cached_workflows", "graceful_shutdown_timeout"} <= options  # fmt: skip
     assert options <= set(inspect.signature(Worker.__init__).parameters)
+
+
+def test_an_exited_worker_is_started_again(services: dict[str, Any]) -> None:
+    # The poller watchdog (journeyman.worker_watchdog) exits a worker that stopped polling;
+    # only a restart policy turns that exit into a recovery.
+    assert services["worker"].get("restart") in {"always", "unless-stopped", "on-failure"}

@@ -12,6 +12,7 @@ from temporalio.worker import Worker
 
 from activities import JourneyActivities, TemplateRenderer
 from activities.crm_sync import CrmSyncActivities, crm_parts
+from activities.lifecycle import LifecycleRecorder
 from activities.timing import TimingActivities
 from journeyman.crm.contracts import PushRequest
 from journeyman.enrollments import EnrollmentService
@@ -71,7 +72,7 @@ async def test_a_qualified_lead_reaches_sales_while_hubspot_is_down(
             activities=[
                 send_message,
                 journeys.read_contact,
-                journeys.record_lifecycle,
+                *LifecycleRecorder(database).activities(),
                 journeys.start_journey,
                 timing.next_local_time,
                 *parts.activities,

@@ -33,6 +33,7 @@ from workflows.contracts import (
     NOTIFY_SALES,
     READ_CONTACT,
     RECORD_LIFECYCLE,
+    RECORD_LIFECYCLE_BATCH,
     SEND_MESSAGE,
     START_JOURNEY,
     STATE_QUERY,
@@ -47,6 +48,8 @@ from workflows.contracts import (
     Event,
     ExitRequest,
     LifecycleAck,
+    LifecycleBatch,
+    LifecycleBatchAck,
     LifecycleRecord,
     LocalTimeRequest,
     LocalTimeResult,
@@ -125,12 +128,23 @@ class Capture:
         async def read_contact(request: ContactRequest) -> ContactSnapshot:
             return capture.contact
 
-        @activity.defn(name=RECORD_LIFECYCLE)
-        async def record_lifecycle(record: LifecycleRecord) -> LifecycleAck:
+        def keep(record: LifecycleRecord) -> bool:
             if record.kind == "entered" and capture.started_at is None:
                 capture.started_at = record.at
+            # A batch may be written again after a cancelled attempt: kept once, like the
+            # real activity does.
+            if record in capture.lifecycle:
+                return False
             capture.lifecycle.append(record)
-            return LifecycleAck(recorded=True)
+            return True
+
+        @activity.defn(name=RECORD_LIFECYCLE)
+        async def record_lifecycle(record: LifecycleRecord) -> LifecycleAck:
+            return LifecycleAck(recorded=keep(record))
+
+        @activity.defn(name=RECORD_LIFECYCLE_BATCH)
+        async def record_lifecycle_batch(batch: LifecycleBatch) -> LifecycleBatchAck:
+            return LifecycleBatchAck(recorded=sum(keep(record) for record in batch.records))
 
         @activity.defn(name=START_JOURNEY)
         async def start_journey(request: StartJourneyRequest) -> StartJourneyResult:
@@ -169,6 +183,7 @@ class Capture:
             record_lifecycle,
             start_journey,
             next_local_time,
+            record_lifecycle_batch,
             update_contact,
             notify_sales,
         ]

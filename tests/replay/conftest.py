@@ -26,6 +26,7 @@ from workflows.contracts import (
     EVENT_SIGNAL,
     READ_CONTACT,
     RECORD_LIFECYCLE,
+    RECORD_LIFECYCLE_BATCH,
     SEND_MESSAGE,
     STATE_QUERY,
     ContactRequest,
@@ -35,6 +36,8 @@ from workflows.contracts import (
     EnrollmentState,
     Event,
     LifecycleAck,
+    LifecycleBatch,
+    LifecycleBatchAck,
     LifecycleRecord,
     SendRequest,
     SendResult,
@@ -63,6 +66,11 @@ async def read_contact(request: ContactRequest) -> ContactSnapshot:
 @activity.defn(name=RECORD_LIFECYCLE)
 async def record_lifecycle(record: LifecycleRecord) -> LifecycleAck:
     return LifecycleAck(recorded=True)
+
+
+@activity.defn(name=RECORD_LIFECYCLE_BATCH)
+async def record_lifecycle_batch(batch: LifecycleBatch) -> LifecycleBatchAck:
+    return LifecycleBatchAck(recorded=len(batch.records))
 
 
 @activity.defn(name=SEND_MESSAGE)
@@ -102,7 +110,7 @@ async def running(dev_env: WorkflowEnvironment) -> AsyncIterator[Running]:
         client,
         task_queue=task_queue,
         workflows=[*PROBE_CODE, WelcomeSeries],
-        activities=[read_contact, record_lifecycle, send_message],
+        activities=[read_contact, record_lifecycle, record_lifecycle_batch, send_message],
     ):
         v1 = [await start(client, ReplayProbeV1, task_queue) for _ in range(2)]
         v2 = [await start(client, ReplayProbeV2, task_queue)]

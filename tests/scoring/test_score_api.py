@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, TemplateRenderer
+from activities.lifecycle import LifecycleRecorder
 from activities.scoring import scoring_parts
 from journeyman.enrollments import EnrollmentService
 from journeyman.scoring.contracts import ScorerResult, scorer_workflow_id
@@ -63,7 +64,7 @@ async def api(
             activities=[
                 send_message,
                 journeys.read_contact,
-                journeys.record_lifecycle,
+                *LifecycleRecorder(database).activities(),
                 journeys.start_journey,
                 *scoring.activities,
             ],

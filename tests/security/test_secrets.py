@@ -7,7 +7,8 @@ local HubSpot. Journeys send on every channel (one SMS is refused by the provide
 API is called right and wrong in every way that answers an error. Then every log record (all
 loggers at DEBUG, temporalio and httpx included), every response (body and headers), every
 message row's recorded reason and every workflow history (payloads decoded) is searched for
-each secret. The recorded histories in tests/histories are searched for the dev defaults.
+each secret; the refused number is searched for in the histories (failures are redacted). The
+recorded histories in tests/histories are searched for the dev defaults.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from temporalio.testing import WorkflowEnvironment
 import journeyman.smtp_sink as smtp_sink
 from journeyman.crm.contracts import CRM_SYNC_WORKFLOW_ID
 from journeyman.crm.start import ensure_crm_sync
+from journeyman.redaction import with_redaction
 from journeyman.scoring.contracts import scorer_workflow_id
 from journeyman.settings import DEV_API_KEY, Settings
 from journeyman.signing import Signer, click_token
@@ -341,7 +343,8 @@ async def test_no_secret_reaches_logs_error_bodies_or_histories(
         # Through caplog, so each level is put back after the test (left at DEBUG, these
         # loggers slowed every later test of the session down to timeouts).
         caplog.set_level(logging.DEBUG, logger=name)
-    client, (http_api, responses) = time_env.client, api
+    # The worker's client redacts failures, as `journeyman worker`'s does (`connect_options`).
+    client, (http_api, responses) = with_redaction(time_env.client, settings), api
     worker = wired_worker(client, settings, database, http, extra_workflows=CHANNEL_JOURNEYS)
     ada, bob = f"zq-{uuid.uuid4().hex[:10]}", f"zq-{uuid.uuid4().hex[:10]}"
     async with worker:
@@ -408,6 +411,10 @@ async def test_no_secret_reaches_logs_error_bodies_or_histories(
     assert sum(r.status_code >= 400 for r in responses) >= 15
     texts |= recorded
     assert len(recorded) >= 4
+    # The provider's refusal quoted the number (Twilio's 21211); the failed send in the
+    # history says why without it.
+    refusals = [text for text in recorded.values() if "21211 The 'To' number" in text]
+    assert refusals and not [text for text in refusals if INVALID_NUMBER in text]
 
     assert leaks(texts, SECRETS) == []
 

@@ -22,7 +22,7 @@ from journeyman.tracing import configure_tracing, temporal_plugins
 from persistence import Database
 from tests.api.helpers import API_KEY, event, eventually
 from tests.support import capturing_worker, running_app
-from workflows.contracts import EVENT_SIGNAL, RECORD_LIFECYCLE, SEND_MESSAGE
+from workflows.contracts import EVENT_SIGNAL, RECORD_LIFECYCLE_BATCH, SEND_MESSAGE
 
 
 @pytest.fixture
@@ -111,7 +111,9 @@ async def test_a_signal_with_start_carries_the_trace_into_the_run_and_the_signal
     body = event(contact_id, "cart_abandoned", cart_id="cart-1")
     assert (await api.post("/v1/events", json=body)).status_code == 202
     # Its first step waits an hour; the activity recording the enrollment runs at once.
-    await ended(api, exported, "abandoned_cart", contact_id, f"RunActivity:{RECORD_LIFECYCLE}")
+    await ended(
+        api, exported, "abandoned_cart", contact_id, f"RunActivity:{RECORD_LIFECYCLE_BATCH}"
+    )
 
     spans = list(exported.get_finished_spans())
     request = only(spans, "POST /v1/events")
@@ -122,7 +124,7 @@ async def test_a_signal_with_start_carries_the_trace_into_the_run_and_the_signal
     assert_chain(request, start, signal)
     # The first lifecycle record (entered) is the run's first activity.
     records = sorted(
-        (s for s in spans if s.name == f"RunActivity:{RECORD_LIFECYCLE}"),
+        (s for s in spans if s.name == f"RunActivity:{RECORD_LIFECYCLE_BATCH}"),
         key=lambda s: int(str((s.attributes or {})["temporalActivityID"])),
     )
     first = records[0]
@@ -148,8 +150,8 @@ async def test_a_worker_restart_mid_journey_duplicates_no_span_and_keeps_the_run
             lambda: _names(exported),
             lambda names: (
                 f"RunActivity:{SEND_MESSAGE}" in names
-                and names.count(f"RunActivity:{RECORD_LIFECYCLE}") == 2
-            ),  # entered, then the step
+                and names.count(f"RunActivity:{RECORD_LIFECYCLE_BATCH}") == 2
+            ),  # entered, then the welcome step before the pause
         )
     # The worker stopped with the run waiting two days; the next one replays its history.
     # Its abandoned coroutine ends the run's span whenever it is collected: now, for the test.

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, TemplateRenderer
+from activities.lifecycle import LifecycleRecorder
 from journeyman.enrollments import EnrollmentService
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
@@ -123,7 +124,7 @@ async def worker(
         activities=[
             real.send_message,
             real.read_contact,
-            real.record_lifecycle,
+            *LifecycleRecorder(database).activities(),
             real.start_journey,
         ],
     ):
