@@ -19,17 +19,14 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.crm.base import CrmConnector, CrmRateLimited
 from activities.email import DeliveryUncertainError, Mailer, build_email, sender_domain
-from activities.email_claims import EmailClaims
-from activities.journey_activities import RETRYING, SENDING
+from activities.message_claims import RETRYING, SENDING, MessageClaims, reclaim, settle
 from activities.parts import WorkerParts
 from activities.rendering import RenderedEmail, TemplateRenderer
 from journeyman.crm.contracts import PUSH_DUE, PushRequest, PushResult
@@ -132,7 +129,7 @@ class SalesNotifier:
         renderer: TemplateRenderer,
         mailer: Mailer,
         clock: Clock = _utcnow,
-        claims: EmailClaims | None = None,
+        claims: MessageClaims | None = None,
     ) -> None:
         self.database = database
         self.settings = settings
@@ -140,7 +137,7 @@ class SalesNotifier:
         self.mailer = mailer
         self.clock = clock
         self.half_life = timedelta(days=settings.score_half_life_days)
-        self.claims = claims or EmailClaims(database)
+        self.claims = claims or MessageClaims(database)
         # SMTP refusals quote addresses (and a broken server may quote our login).
         self.redact = Redactor.from_settings(settings)
 
@@ -229,7 +226,7 @@ class SalesNotifier:
     async def _email(
         self, request: SalesNotification, rendered: RenderedEmail, now: datetime
     ) -> str:
-        """Send the internal email once, as journey sends are (`activities.email_claims`).
+        """Send the internal email once, as journey sends are (`activities.message_claims`).
 
         A claim left `sending` by a dead attempt is taken over and sent again with the same
         Message-ID; a live attempt's claim is waited for, never sent twice.
@@ -238,6 +235,7 @@ class SalesNotifier:
             return "skipped: no_sales_email"
         message_id = f"{request.notification_id}:sales"
         async with self.database.session() as session:
+            await self.claims.one_statement_each(session)
             row = await session.get(Message, message_id)
         if row is not None and row.status == SENDING:
             row = await self.claims.take_over(row)
@@ -258,7 +256,7 @@ class SalesNotifier:
         async def send(session: AsyncSession, held: Message) -> str:
             return await self._send(session, held, message, now)
 
-        outcome = await self.claims.deliver(message_id, attempts, send)
+        outcome = await self.claims.call_locked(message_id, attempts, send)
         return _answer(outcome) if isinstance(outcome, Message) else outcome
 
     async def _send(
@@ -272,21 +270,21 @@ class SalesNotifier:
             activity.logger.warning(
                 "Sales email %s is uncertain: %s", held.message_id, self.redact(str(err))
             )
-            await _record(session, held, status="failed", reason="uncertain_delivery")
+            await settle(session, held, status="failed", reason="uncertain_delivery")
             return "failed: uncertain_delivery"
         except ApplicationError as err:
             reason = self.redact(str(err))[:REASON_MAX]
             if err.type != ERR_PERMANENT_SEND:
-                await _record(session, held, status=RETRYING, reason=reason)
+                await settle(session, held, status=RETRYING, reason=reason)
                 raise
             # Refused for good: recorded; the journey goes on (the CRM task still tells sales).
-            await _record(session, held, status="failed", reason=reason)
+            await settle(session, held, status="failed", reason=reason)
             return f"failed: {self.redact(err.message)}"[:REASON_MAX]
         except Exception as err:
             reason = self.redact(f"{type(err).__name__}: {err}")[:REASON_MAX]
-            await _record(session, held, status=RETRYING, reason=reason)
+            await settle(session, held, status=RETRYING, reason=reason)
             raise
-        await _record(session, held, status="sent", reason=None, sent_at=max(now, _utcnow()))
+        await settle(session, held, status="sent", reason=None, sent_at=max(now, _utcnow()))
         return "sent"
 
     async def _claim(
@@ -310,19 +308,12 @@ class SalesNotifier:
             "created_at": now,
         }
         async with self.database.session() as session:
+            # The claim is one statement, atomic on its own.
+            await self.claims.one_statement_each(session)
             if previous is not None:
-                attempts = previous.attempts + 1
-                taken = await session.exec(
-                    update(Message)
-                    .where(
-                        col(Message.message_id) == message_id,
-                        col(Message.status) == RETRYING,
-                        col(Message.attempts) == previous.attempts,
-                    )
-                    .values(attempts=attempts, **fields)
-                )
+                taken = await session.exec(reclaim(message_id, previous, **fields))
                 await session.commit()
-                return attempts if taken.rowcount == 1 else None
+                return previous.attempts + 1 if taken.rowcount == 1 else None
             session.add(
                 Message(
                     message_id=message_id,
@@ -350,14 +341,6 @@ def _answer(row: Message) -> str:
     if row.status in ("sent", "delivered", "opened", "clicked"):
         return "already_sent"
     return f"{row.status}: {row.reason}"[:REASON_MAX] if row.reason else row.status
-
-
-async def _record(session: AsyncSession, row: Message, **values: Any) -> None:
-    """Record the outcome on the row held locked, and end the transaction."""
-    for name, value in values.items():
-        setattr(row, name, value)
-    session.add(row)
-    await session.commit()
 
 
 def crm_parts(

@@ -54,7 +54,8 @@ de-duplicates by it keeps one. A locked row belongs to a live attempt: the later
 for its outcome (`SendInFlight`, retryable, if that takes over `OUTCOME_WAIT_SECONDS`) and
 never calls the provider too; the older attempt re-checks under the lock, before its call,
 that the claim is still its own (`attempts`), so a claim taken over is never sent by its
-first owner as well.
+first owner as well. That rule's code is `activities.message_claims`, which the sales email
+(`activities.crm_sync`) follows too.
 
 What remains is the moment between the provider accepting the message and our commit of
 `sent` (a kill there means the receiver gets the same Message-ID twice; tests/chaos counts
@@ -73,9 +74,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import col, select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -84,6 +85,16 @@ from activities.caps import cap_frees_at, lock_contact
 from activities.channels.base import ChannelSender, Outgoing
 from activities.channels.email import UNSUBSCRIBE_URL, EmailSender
 from activities.email import DeliveryUncertainError, Mailer, SmtpMailer
+from activities.message_claims import ERR_SEND_IN_FLIGHT as ERR_SEND_IN_FLIGHT
+from activities.message_claims import LOCK_NOT_AVAILABLE as LOCK_NOT_AVAILABLE
+from activities.message_claims import (
+    OUTCOME_WAIT_SECONDS,
+    RETRYING,
+    SENDING,
+    MessageClaims,
+    reclaim,
+    settle,
+)
 from activities.policy import (
     DORMANT,
     FREQUENCY_CAP,
@@ -116,22 +127,10 @@ from workflows.contracts import (
     StartJourneyResult,
 )
 
+# ERR_SEND_IN_FLIGHT and LOCK_NOT_AVAILABLE (imported `as` themselves) are named on this
+# module too, by the send's callers and tests.
 HARD_BOUNCE = "hard_bounce"
-SENDING = "sending"
-RETRYING = "retrying"
 UNCERTAIN_DELIVERY = "uncertain_delivery"
-# The reason on a claim taken over from an attempt that died mid-send.
-ABANDONED = "abandoned_mid_send"
-# A retryable error: another attempt is sending this message right now, ask again later.
-ERR_SEND_IN_FLIGHT = "SendInFlight"
-# How long an attempt waits for another live attempt's outcome before Temporal retries it.
-OUTCOME_WAIT_SECONDS = 10.0
-OUTCOME_POLL_SECONDS = 0.1
-# PostgreSQL ends a transaction left idle this long (milliseconds): a send transaction open
-# on a host that vanished without closing its connection stops blocking takeovers after it.
-# Well above any provider call (the send activity's start-to-close timeout is 60 s).
-SEND_TRANSACTION_IDLE_MS = 120_000
-LOCK_NOT_AVAILABLE = "55P03"
 REASON_MAX = 200
 
 FinalStatus = Literal["sent", "suppressed", "failed"]
@@ -146,8 +145,11 @@ class _Claim:
     attempts: int = 0  # the claim's `attempts`, which names it as this attempt's
 
 
-class JourneyActivities:
+class JourneyActivities(MessageClaims):
     """The activities, with their dependencies.
+
+    A `MessageClaims` itself: its sends follow the claim rule (`take_over`, `await_outcome`,
+    `call_locked`), and it is the process's one record of its sends in flight.
 
     `senders` maps a channel name to its adapter; email is always there: `senders["email"]`
     if given, else an `EmailSender` over `mailer` (by default SMTP from the settings).
@@ -165,7 +167,8 @@ class JourneyActivities:
         mailer: Mailer | None = None,
         clock: Clock = send_time,
     ) -> None:
-        self.database = database
+        # Read here, not at import, so a test may shorten the wait on this module.
+        super().__init__(database, outcome_wait=OUTCOME_WAIT_SECONDS)
         self.settings = settings
         self.renderer = renderer
         self.starter = starter
@@ -177,8 +180,6 @@ class JourneyActivities:
         self.senders: dict[str, ChannelSender] = {"email": email, **(senders or {})}
         self.clock = clock
         self.caps = settings.caps
-        # Message ids whose provider call is in progress in this process.
-        self._in_call: set[str] = set()
 
     # ----- send_message ------------------------------------------------------------------
 
@@ -195,7 +196,7 @@ class JourneyActivities:
         # outcome already, which is the rare case (a retry after the outcome was recorded).
         row, contact = await self._find_message_and_contact(request)
         if row is not None and row.status == SENDING:
-            row = await self._take_over(row)
+            row = await self.take_over(row)
         if row is not None and row.status != RETRYING:
             return _result(row)
         sender = self.senders.get(request.channel)
@@ -237,7 +238,7 @@ class JourneyActivities:
             )
         if not claim.taken:
             # Another attempt claimed it between our read and our claim.
-            return _result(await self._await_outcome(request.message_id))
+            return _result(await self.await_outcome(request.message_id))
         return await self._deliver(request, sender, outgoing, now, attempts=claim.attempts)
 
     def _context(self, request: SendRequest, contact: Contact) -> dict[str, Any]:
@@ -294,7 +295,7 @@ class JourneyActivities:
         async with self.database.session() as session:
             if not caps:
                 # The claim is then one statement, atomic on its own.
-                await self._one_statement_each(session)
+                await self.one_statement_each(session)
             if caps:
                 await lock_contact(session, request.contact_id, dialect=self.database.dialect)
                 frees_at = await cap_frees_at(
@@ -310,15 +311,7 @@ class JourneyActivities:
                     return _Claim(taken=False, cap_frees_at=frees_at)
             if previous is not None:
                 attempts = previous.attempts + 1
-                statement = (
-                    update(Message)
-                    .where(
-                        col(Message.message_id) == request.message_id,
-                        col(Message.status) == RETRYING,
-                        col(Message.attempts) == previous.attempts,
-                    )
-                    .values(attempts=attempts, **fields)
-                )
+                statement = reclaim(request.message_id, previous, **fields)
                 taken = (await session.exec(statement)).rowcount == 1
             else:
                 attempts = 1
@@ -332,138 +325,6 @@ class JourneyActivities:
             await session.commit()
         return _Claim(taken=taken, attempts=attempts)
 
-    async def _take_over(self, row: Message) -> Message:
-        """A `sending` row found at the start of an attempt: hand it back if its attempt died.
-
-        Its attempt is alive only while it holds the row locked (see the module docstring), or
-        is in its provider call in this very process (the check SQLite has): then this one
-        waits for that attempt's outcome. Otherwise the claim becomes `retrying` again, which
-        this attempt then claims like any retry.
-        """
-        if row.message_id in self._in_call:
-            return await self._await_outcome(row.message_id)
-        async with self.database.session() as session:
-            try:
-                held = await self._lock_claim(session, row.message_id, row.attempts, nowait=True)
-            except OperationalError as err:
-                if not _lock_not_available(err):
-                    raise
-                held = None
-                busy = True
-            else:
-                busy = False
-            if held is not None:
-                released = await session.exec(
-                    update(Message)
-                    .where(
-                        col(Message.message_id) == row.message_id,
-                        col(Message.status) == SENDING,
-                        col(Message.attempts) == row.attempts,
-                    )
-                    .values(status=RETRYING, reason=ABANDONED)
-                )
-                if released.rowcount != 1:  # SQLite: changed since we read it
-                    held = None
-            if held is None:
-                await session.rollback()
-                if busy:
-                    activity.logger.info("Message %s is being sent; waiting", row.message_id)
-                # Either way someone else has it: its outcome is this attempt's answer.
-                return await self._await_outcome(row.message_id)
-            activity.logger.warning(
-                "Message %s was left mid-send by a dead attempt; sending it again with the "
-                "same Message-ID",
-                row.message_id,
-            )
-            await session.commit()
-        row.status = RETRYING
-        row.reason = ABANDONED
-        return row
-
-    async def _await_outcome(self, message_id: str) -> Message:
-        """The final row of a message another attempt is sending; retryable if it takes long.
-
-        Waiting on the row lock returns as soon as a live sender commits; a row that stays
-        `sending` unlocked (its sender died, or has yet to take its lock) is polled until
-        `OUTCOME_WAIT_SECONDS`, then Temporal's next attempt sorts it out.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + OUTCOME_WAIT_SECONDS
-        while True:
-            row: Message | None = None
-            async with self.database.session() as session:
-                remaining = max(deadline - loop.time(), 0.001)
-                try:
-                    await self._send_transaction(session, lock_timeout=remaining)
-                    row = (
-                        await session.exec(
-                            select(Message)
-                            .where(col(Message.message_id) == message_id)
-                            .with_for_update()
-                        )
-                    ).first()
-                except OperationalError as err:
-                    if not _lock_not_available(err):
-                        raise
-                if row is not None:
-                    session.expunge(row)  # read after the rollback, which would expire it
-                await session.rollback()
-            if row is not None and row.status not in (SENDING, RETRYING):
-                return row
-            if (row is not None and row.status == RETRYING) or loop.time() >= deadline:
-                # Handed back for a retry, or still in flight: Temporal retries this attempt.
-                raise ApplicationError(
-                    f"message {message_id} is {row.status if row else 'gone'} "
-                    "in another attempt; retrying",
-                    type=ERR_SEND_IN_FLIGHT,
-                )
-            await asyncio.sleep(OUTCOME_POLL_SECONDS)
-
-    async def _send_transaction(
-        self, session: AsyncSession, *, lock_timeout: float | None = None
-    ) -> None:
-        """PostgreSQL limits for a transaction that may hold a message row across a call."""
-        if self.database.dialect != "postgresql":
-            return
-        await session.exec(
-            select(
-                *(
-                    func.set_config(name, value, True)
-                    for name, value in _send_limits(lock_timeout).items()
-                )
-            )
-        )
-
-    async def _lock_claim(
-        self,
-        session: AsyncSession,
-        message_id: str,
-        attempts: int,
-        *,
-        nowait: bool = False,
-        lock_timeout: float | None = None,
-    ) -> Message | None:
-        """Lock the row if it is still the `sending` claim numbered `attempts`.
-
-        On PostgreSQL the statement also sets the send transaction's limits (what
-        `_send_transaction` sets), saving a round trip per send: `set_config` in the WHERE
-        clause runs in the scan, on the row found, before the row is locked (the lock is taken
-        above the scan), so `lock_timeout` bounds the wait for this very lock. No row found
-        means no lock and no transaction left open, so nothing to limit.
-        """
-        conditions = [
-            col(Message.message_id) == message_id,
-            col(Message.status) == SENDING,
-            col(Message.attempts) == attempts,
-        ]
-        if self.database.dialect == "postgresql":
-            conditions += [
-                func.set_config(name, value, True).is_not(None)
-                for name, value in _send_limits(lock_timeout).items()
-            ]
-        statement = select(Message).where(*conditions).with_for_update(nowait=nowait)
-        return (await session.exec(statement)).first()
-
     async def _deliver(
         self,
         request: SendRequest,
@@ -473,48 +334,14 @@ class JourneyActivities:
         *,
         attempts: int,
     ) -> SendResult:
-        """The provider call, inside the transaction that holds this attempt's claim locked.
+        """The provider call, inside the transaction that holds this attempt's claim locked
+        (`MessageClaims.call_locked`)."""
 
-        The outcome commits in that transaction. If the process dies before it does,
-        PostgreSQL rolls it back: the row stays `sending`, unlocked, for the next attempt to
-        take over (`_take_over`).
-        """
-        message_id = request.message_id
-        async with self.database.session() as session:
-            try:
-                held = await self._lock_claim(session, message_id, attempts)
-            except OperationalError as err:
-                if not _lock_not_available(err):
-                    raise
-                held = None
-            if held is None:
-                # A later attempt took this claim over while we were between claim and lock:
-                # it sends, we must not.
-                await session.rollback()
-                return _result(await self._await_outcome(message_id))
-            # Once the provider may have the message, the call and the recording of its outcome
-            # run to the end even if the activity is cancelled meanwhile (Temporal timed the
-            # attempt out, or the enrollment ended): a cancellation between the provider's
-            # acceptance and our commit would have the next attempt send it again. The next
-            # attempt waits for our lock meanwhile; the cancellation is honoured afterwards.
-            work = asyncio.ensure_future(
-                self._call_provider(session, held, request, sender, outgoing, now)
-            )
-            self._in_call.add(message_id)
-            work.add_done_callback(lambda _: self._in_call.discard(message_id))
-            cancelled = False
-            while True:
-                try:
-                    result = await asyncio.shield(work)
-                except asyncio.CancelledError:
-                    if work.done():
-                        raise
-                    cancelled = True
-                    continue
-                break
-        if cancelled:
-            raise asyncio.CancelledError
-        return result
+        async def call(session: AsyncSession, held: Message) -> SendResult:
+            return await self._call_provider(session, held, request, sender, outgoing, now)
+
+        outcome = await self.call_locked(request.message_id, attempts, call)
+        return _result(outcome) if isinstance(outcome, Message) else outcome
 
     async def _call_provider(
         self,
@@ -531,19 +358,19 @@ class JourneyActivities:
             provider_message_id = await sender.deliver(outgoing)
         except DeliveryUncertainError as err:
             activity.logger.warning("Delivery of %s is uncertain: %s", message_id, err)
-            await _set(session, held, status="failed", reason=UNCERTAIN_DELIVERY)
+            await settle(session, held, status="failed", reason=UNCERTAIN_DELIVERY)
             return SendResult(message_id=message_id, status="failed", reason=UNCERTAIN_DELIVERY)
         except Exception as err:
             if isinstance(err, ApplicationError) and err.type == ERR_PERMANENT_SEND:
-                await _set(session, held, status="failed", reason=_describe(err))
+                await settle(session, held, status="failed", reason=_describe(err))
                 raise
             # Nothing reached the provider: hand the id back so Temporal's retry may send.
-            await _set(session, held, status=RETRYING, reason=_describe(err))
+            await settle(session, held, status=RETRYING, reason=_describe(err))
             raise
         # In skipped test time `now` runs ahead of the wall clock; sent_at must not precede
         # the claim.
         sent_at = max(now, datetime.now(UTC))
-        await _set(
+        await settle(
             session,
             held,
             status="sent",
@@ -600,7 +427,7 @@ class JourneyActivities:
         ) or await self._transition(request.message_id, RETRYING, status=status, reason=reason)
         if not written:
             # Another attempt claimed or settled it meanwhile: its outcome is the answer.
-            return _result(await self._await_outcome(request.message_id))
+            return _result(await self.await_outcome(request.message_id))
         return SendResult(message_id=request.message_id, status=status, reason=reason)
 
     # ----- message rows ------------------------------------------------------------------
@@ -614,20 +441,10 @@ class JourneyActivities:
     ) -> tuple[Message | None, Contact | None]:
         """The message row and the contact, read with one connection checkout."""
         async with self.database.session() as session:
-            await self._one_statement_each(session)
+            await self.one_statement_each(session)
             row = await session.get(Message, request.message_id)
             contact = await session.get(Contact, request.contact_id)
         return row, contact
-
-    async def _one_statement_each(self, session: AsyncSession) -> None:
-        """Run `session`'s statements in autocommit: each its own transaction.
-
-        For sessions whose statements need no transaction together (independent reads, one
-        write): PostgreSQL then takes no BEGIN, nor a COMMIT or ROLLBACK at the end, which
-        are a round trip each with psycopg. Must come before the session's first statement.
-        """
-        if self.database.dialect == "postgresql":
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
     def _row(self, request: SendRequest, **fields: Any) -> Message:
         return Message(
@@ -706,27 +523,6 @@ def _result(row: Message) -> SendResult:
     elif row.status == "failed":
         status = "failed"
     return SendResult(message_id=row.message_id, status=status, reason=row.reason, sent_at=sent_at)
-
-
-async def _set(session: AsyncSession, row: Message, **values: Any) -> None:
-    """Record a send's outcome on the row it holds locked, and end the transaction."""
-    for name, value in values.items():
-        setattr(row, name, value)
-    session.add(row)
-    await session.commit()
-
-
-def _send_limits(lock_timeout: float | None) -> dict[str, str]:
-    """The PostgreSQL settings of a transaction that may hold a message row across a call."""
-    return {
-        "idle_in_transaction_session_timeout": str(SEND_TRANSACTION_IDLE_MS),
-        "lock_timeout": str(int((lock_timeout or 30.0) * 1000)),
-    }
-
-
-def _lock_not_available(err: OperationalError) -> bool:
-    """PostgreSQL refused a row lock (NOWAIT, or `lock_timeout` ran out)."""
-    return getattr(err.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
 @contextlib.asynccontextmanager

@@ -11,24 +11,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlmodel import select
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.crm_sync import SalesNotifier
 from activities.email import SmtpMailer, message_id_header, sender_domain
-from activities.email_claims import EmailClaims
-from activities.journey_activities import ERR_SEND_IN_FLIGHT
+from activities.message_claims import ERR_SEND_IN_FLIGHT, MessageClaims
 from activities.rendering import TemplateRenderer
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Database, Message
 from tests.crm_sync.helpers import qualified_lead
 from tests.crm_sync.test_notify_sales import notification
-from workflows.contracts import ERR_PERMANENT_SEND
+from workflows.contracts import ERR_PERMANENT_SEND, SalesNotification, SalesNotificationResult
 
 
 class Stalling:
@@ -71,7 +71,7 @@ def _notifier(
         settings=settings,
         renderer=TemplateRenderer.from_settings(settings),
         mailer=mailer,  # type: ignore[arg-type]
-        claims=EmailClaims(database, outcome_wait=outcome_wait),
+        claims=MessageClaims(database, outcome_wait=outcome_wait),
     )
 
 
@@ -96,19 +96,35 @@ async def _row(database: Database, message_id: str) -> Message:
     return row
 
 
-@pytest.mark.usefixtures("postgres")
-async def test_a_retry_after_an_attempt_died_mid_send_sends_once_with_the_same_message_id(
-    database: Database, settings: Settings, sink: SmtpSink, contact_id: str
-) -> None:
+async def _stalled_attempt(
+    database: Database,
+    settings: Settings,
+    sink: SmtpSink,
+    contact_id: str,
+    *,
+    deliver_first: bool,
+) -> tuple[SalesNotification, SmtpMailer, Stalling, asyncio.Task[SalesNotificationResult]]:
+    """A notification for a qualified lead, and an attempt at it started and stalled in its
+    SMTP call (see `Stalling`); with the real mailer other attempts use."""
     await qualified_lead(database, contact_id)
     request = notification(contact_id)
-    message_id = f"{request.notification_id}:sales"
     real = SmtpMailer(host=sink.host, port=sink.port, timeout=5)
-    stalled = Stalling(real, deliver_first=True)
+    stalled = Stalling(real, deliver_first=deliver_first)
     first = asyncio.create_task(
         ActivityEnvironment().run(_notifier(database, settings, stalled).notify_sales, request)
     )
     await asyncio.wait_for(stalled.reached.wait(), 10)
+    return request, real, stalled, first
+
+
+@pytest.mark.usefixtures("postgres")
+async def test_a_retry_after_an_attempt_died_mid_send_sends_once_with_the_same_message_id(
+    database: Database, settings: Settings, sink: SmtpSink, contact_id: str
+) -> None:
+    request, real, stalled, first = await _stalled_attempt(
+        database, settings, sink, contact_id, deliver_first=True
+    )
+    message_id = f"{request.notification_id}:sales"
     assert len(sink.messages) == 1  # handed over, but the outcome is not recorded
     assert await _end_idle_transactions(database) == [True]  # ...and then its process died
 
@@ -137,14 +153,9 @@ async def test_a_retry_after_an_attempt_died_mid_send_sends_once_with_the_same_m
 async def test_a_concurrent_attempt_never_sends_the_email_too(
     database: Database, settings: Settings, sink: SmtpSink, contact_id: str
 ) -> None:
-    await qualified_lead(database, contact_id)
-    request = notification(contact_id)
-    real = SmtpMailer(host=sink.host, port=sink.port, timeout=5)
-    stalled = Stalling(real, deliver_first=False)
-    first = asyncio.create_task(
-        ActivityEnvironment().run(_notifier(database, settings, stalled).notify_sales, request)
+    request, real, stalled, first = await _stalled_attempt(
+        database, settings, sink, contact_id, deliver_first=False
     )
-    await asyncio.wait_for(stalled.reached.wait(), 10)
 
     # A duplicate attempt (the first one timed out in Temporal's eyes, but lives on) finds
     # the claim locked: it waits, then hands back to Temporal to retry, sending nothing.
@@ -190,3 +201,36 @@ async def test_a_refusal_is_recorded_without_the_address_it_quotes(
     expected = "recipient_refused: 550 5.1.1 <[email]>: mailbox unknown"
     assert (row.status, row.reason) == ("failed", f"PermanentSendFailure: {expected}")
     assert result.email == f"failed: {expected}"
+
+
+@pytest.mark.usefixtures("postgres")
+async def test_the_email_takes_the_journey_sends_round_trips(
+    database: Database, settings: Settings, sink: SmtpSink, contact_id: str
+) -> None:
+    """The shared claim code, journey sends' optimised path: the read and the claim in
+    autocommit, the send transaction's limits riding on its row lock's statement."""
+    await qualified_lead(database, contact_id)
+    request = notification(contact_id)
+    real = SmtpMailer(host=sink.host, port=sink.port, timeout=5)
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "messages" in statement:
+            seen.append((statement, bool(conn.connection.driver_connection.autocommit)))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        result = await ActivityEnvironment().run(
+            _notifier(database, settings, real).notify_sales, request
+        )
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+
+    assert result.email == "sent" and len(sink.messages) == 1
+    assert [(sql.split()[0], autocommit) for sql, autocommit in seen] == [
+        ("SELECT", True),  # the message row
+        ("INSERT", True),  # the claim, committed before the SMTP call
+        ("SELECT", False),  # the claim's row lock, held across the call
+        ("UPDATE", False),  # the outcome, committed in that same transaction
+    ]
+    assert "FOR UPDATE" in seen[2][0] and "set_config" in seen[2][0]

@@ -10,13 +10,10 @@ holds all of them, so the scan is shown to find them.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import logging
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
@@ -49,6 +46,7 @@ from tests.security.refusing_workflow import (
     RefusedByProvider,
     refuse_like_a_provider,
 )
+from tests.security.test_secrets import history_text
 
 PERSONAL = {"address": ADDRESS, "phone": PHONE}
 # The SMS token travels only inside the Basic credential (base64 of "sid:token").
@@ -60,24 +58,9 @@ def settings(task_queue: str) -> Settings:
     return Settings(task_queue=task_queue, smtp_password=SMTP_PASSWORD, sms_auth_token=SMS_TOKEN)
 
 
-def _decoded(document: Any) -> Iterator[str]:
-    """Every string of a history's JSON, each payload's base64 `data` decoded too."""
-    if isinstance(document, dict):
-        for key, value in document.items():
-            if key == "data" and isinstance(value, str):
-                with contextlib.suppress(ValueError):
-                    yield base64.b64decode(value).decode("utf-8", "replace")
-            yield from _decoded(value)
-    elif isinstance(document, list):
-        for value in document:
-            yield from _decoded(value)
-    elif isinstance(document, str):
-        yield document
-
-
 def _text(history: WorkflowHistory) -> str:
     document = json.loads(history.to_json())
-    return json.dumps(document) + "\n" + "\n".join(_decoded(document))
+    return history_text(document)
 
 
 def _found(text: str) -> list[str]:
