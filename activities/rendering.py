@@ -88,9 +88,9 @@ def _power_bits(base: Any, exponent: Any) -> float:
 class TemplateRenderer:
     """Renders message templates; construct once and share (it caches compiled templates).
 
-    `sandboxed=True` renders through `MessageSandbox`, Jinja's immutable sandbox: templates
-    cannot reach Python internals (`''.__class__.__mro__` and friends). `from_settings`, which
-    the worker and the simulator use, sandboxes by default.
+    It renders through `MessageSandbox`, Jinja's immutable sandbox: templates cannot reach
+    Python internals (`''.__class__.__mro__` and friends). `sandboxed=False` (plain Jinja) is
+    for tests that compare both; whoever builds a renderer gets the sandbox unless they ask.
     """
 
     def __init__(
@@ -99,7 +99,7 @@ class TemplateRenderer:
         *,
         public_url: str,
         brand: str = "Journeyman",
-        sandboxed: bool = False,
+        sandboxed: bool = True,
     ) -> None:
         environment_class = MessageSandbox if sandboxed else Environment
         self.environment: Environment = environment_class(
