@@ -164,3 +164,26 @@ async def post_event(api: httpx.AsyncClient, contact_id: str, name: str, **props
     body = {"id": uuid.uuid4().hex, "contact_id": contact_id, "name": name, "properties": props}
     response = await api.post("/v1/events", json=body)
     assert response.status_code == 202, response.text
+
+
+ITEMS = [{"name": "Trail boots", "quantity": 1, "price": 42}]
+
+
+async def enroll_everywhere(api: httpx.AsyncClient, person: Person) -> str:
+    """Create `person` and give them every kind of journey: welcome series (reads the contact
+    before each topic email), lead nurturing (reads it, scoring qualifies it, sales is
+    notified), an abandoned cart (reads it to pick the second reminder's channel), and a bulk
+    enrollment in onboarding by contact id. Returns the bulk enrollment's workflow id."""
+    cid = person.contact_id
+    put = await api.put(f"/v1/contacts/{cid}", json=person.profile())
+    assert put.status_code == 201, put.text
+    await post_event(api, cid, "signed_up")
+    await post_event(api, cid, "whitepaper_downloaded", title="Privacy at scale")
+    await post_event(api, cid, "cart_abandoned", cart_id="cart-1", items=ITEMS, total=42)
+    for path in ("/pricing", "/pricing/enterprise"):
+        await post_event(api, cid, "page_viewed", path=path)
+    await post_event(api, cid, "webinar_attended")
+    bulk = await api.post("/v1/journeys/onboarding/bulk-enrollments", json={"contact_ids": [cid]})
+    assert bulk.status_code == 202, bulk.text
+    workflow_id: str = bulk.json()["workflow_id"]
+    return workflow_id

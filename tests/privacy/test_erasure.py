@@ -28,11 +28,16 @@ from persistence.models import (
     SegmentMembership,
 )
 from tests.api.helpers import eventually
-from tests.privacy.conftest import API_KEY, SALES, Person, Stack, post_event
+from tests.privacy.conftest import (
+    API_KEY,
+    SALES,
+    Person,
+    Stack,
+    enroll_everywhere,
+    post_event,
+)
 from tests.support import running_app
 from workflows.contracts import workflow_id_for
-
-ITEMS = [{"name": "Trail boots", "quantity": 1, "price": 42}]
 
 
 async def traces(database: Database, needles: dict[str, str]) -> list[str]:
@@ -105,18 +110,7 @@ async def test_erasure_leaves_no_row_and_ends_the_journeys(
     person = Person()
     cid = person.contact_id
     needles = {"contact id": cid, **person.secrets()}
-    put = await stack.api.put(f"/v1/contacts/{cid}", json=person.profile())
-    assert put.status_code == 201, put.text
-    await post_event(stack.api, cid, "signed_up")
-    await post_event(stack.api, cid, "whitepaper_downloaded", title="Privacy at scale")
-    await post_event(stack.api, cid, "cart_abandoned", cart_id="cart-1", items=ITEMS, total=42)
-    for path in ("/pricing", "/pricing/enterprise"):
-        await post_event(stack.api, cid, "page_viewed", path=path)
-    await post_event(stack.api, cid, "webinar_attended")
-    bulk = await stack.api.post(
-        "/v1/journeys/onboarding/bulk-enrollments", json={"contact_ids": [cid]}
-    )
-    assert bulk.status_code == 202, bulk.text
+    await enroll_everywhere(stack.api, person)
     # The welcome, the whitepaper, the demo invitation, onboarding's first email, the alert.
     await eventually(lambda: _count(stack, person.email), lambda n: n >= 4, within=30)
     await eventually(lambda: _count(stack, SALES), lambda n: n >= 1, within=30)

@@ -26,9 +26,7 @@ from journeyman.scoring.contracts import scorer_workflow_id
 from persistence import Database, Enrollment
 from tests.api.helpers import eventually
 from tests.crm.fake_hubspot import FakeHubSpot
-from tests.privacy.conftest import SALES, Person, Stack, post_event
-
-ITEMS = [{"name": "Trail boots", "quantity": 1, "price": 42}]
+from tests.privacy.conftest import SALES, Person, Stack, enroll_everywhere
 
 
 async def histories(client: Client, workflow_ids: set[str]) -> dict[str, list[Found]]:
@@ -69,22 +67,7 @@ async def test_no_email_phone_or_name_in_any_history(
 ) -> None:
     person = Person()
     cid = person.contact_id
-    put = await stack.api.put(f"/v1/contacts/{cid}", json=person.profile())
-    assert put.status_code == 201, put.text
-
-    # Welcome series (reads the contact before each topic email), lead nurturing (reads it,
-    # scoring qualifies it, sales is notified), an abandoned cart (reads it to pick the
-    # channel of the second reminder), and a bulk enrollment in onboarding by contact id.
-    await post_event(stack.api, cid, "signed_up")
-    await post_event(stack.api, cid, "whitepaper_downloaded", title="Privacy at scale")
-    await post_event(stack.api, cid, "cart_abandoned", cart_id="cart-1", items=ITEMS, total=42)
-    for path in ("/pricing", "/pricing/enterprise"):
-        await post_event(stack.api, cid, "page_viewed", path=path)
-    await post_event(stack.api, cid, "webinar_attended")
-    bulk = await stack.api.post(
-        "/v1/journeys/onboarding/bulk-enrollments", json={"contact_ids": [cid]}
-    )
-    assert bulk.status_code == 202, bulk.text
+    bulk_workflow_id = await enroll_everywhere(stack.api, person)
 
     # Two weeks of journey time: every topic email, both cart reminders, the demo reminder.
     for _ in range(14):
@@ -107,7 +90,7 @@ async def test_no_email_phone_or_name_in_any_history(
     workflow_ids |= {
         scorer_workflow_id(cid),
         CRM_SYNC_WORKFLOW_ID,
-        bulk.json()["workflow_id"],
+        bulk_workflow_id,
     }
     found = await histories(stack.client, workflow_ids)
     # Sanity: the histories are the real thing, and do name the contact by its id.
