@@ -58,3 +58,25 @@ async def test_a_connection_killed_while_pooled_is_replaced_on_checkout(
     terminate(database_url, pid)
 
     assert await backend_pid(pooled) != pid
+
+
+async def writer_pid(database: Database) -> int:
+    async with database.writer_transaction() as connection:
+        pid: int = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    return pid
+
+
+async def test_the_writers_connection_is_kept_and_replaced_after_it_dies(
+    pooled: Database, database_url: str
+) -> None:
+    """The group-commit writers' connection is kept across transactions (no pre-ping); one
+    the database killed fails a single transaction, and the next gets a fresh connection."""
+    first = await writer_pid(pooled)
+    assert await writer_pid(pooled) == first
+    assert first not in {await backend_pid(pooled)}  # not one of the main pool's
+
+    terminate(database_url, first)
+    with pytest.raises(Exception, match=r"terminat|closed|connection"):
+        await writer_pid(pooled)
+
+    assert await writer_pid(pooled) != first

@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.schemas.events import EventIn
 from api.services.contacts import ensure_contacts_awake
-from api.services.group_commit import GroupCommit
 from api.services.sql import dialect_insert
 from journeyman.enrollments import (
     EnrollmentService,
@@ -38,6 +37,7 @@ from journeyman.enrollments import (
 )
 from journeyman.metrics import count_ingested, count_routed
 from persistence import Database, EventRecord
+from persistence.group_commit import GroupCommit
 from persistence.models import as_utc, utcnow
 from workflows.contracts import Event, StartJourneyResult
 
@@ -140,7 +140,7 @@ class IntakeWriter:
         routings = [r for job in jobs if isinstance(job, _RecordJob) for r in job.routings]
         stored: list[Stored] = []
         known = KnownEnrollments()
-        async with self._database.engine.begin() as connection:
+        async with self._database.writer_transaction() as connection:
             await record_routings(connection, routings)
             if events:
                 stored = await store_events(connection, self._database.dialect, events)

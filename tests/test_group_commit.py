@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from api.services.group_commit import GroupCommit
+from persistence.group_commit import GroupCommit
 
 
 class Writes:
