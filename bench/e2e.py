@@ -46,13 +46,13 @@ from bench.harness import (
     api_ready,
     connected,
     cpu_seconds,
-    free_port,
     machine_line,
     running,
     temporal_command,
     timed,
     worker_polling,
 )
+from journeyman.ports import free_port
 from journeyman.smtp_sink import SmtpSink
 from persistence import migrate
 

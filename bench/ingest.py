@@ -35,12 +35,12 @@ from bench.harness import (
     api_env,
     combined,
     connected,
-    free_port,
     machine_line,
     running,
     temporal_command,
     timed,
 )
+from journeyman.ports import free_port
 from persistence import migrate
 from workflows import catalog
 from workflows.contracts import EVENT_SIGNAL, EnrollmentInput, Event, workflow_id_for

@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio.client import Client
 
-from bench.harness import connected, cpu_seconds, free_port, machine_line, running, temporal_command
+from bench.harness import connected, cpu_seconds, machine_line, running, temporal_command
 from bench.journeys import REPLY, WAIT, WAIT_FOR, RuntimeJourney
 from bench.stack import (
     ADMIN_DSN,
@@ -39,6 +39,7 @@ from bench.stack import (
     start_all,
     worker_env,
 )
+from journeyman.ports import free_port
 from workflows.contracts import EVENT_SIGNAL, Event
 
 RAW_TYPE = "bench_raw_runtime"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from bench.harness import connected, cpu_seconds, free_port, machine_line, running, temporal_command
+from bench.harness import connected, cpu_seconds, machine_line, running, temporal_command
 from bench.journeys import DUE, WakeupJourney
 from bench.stack import (
     ADMIN_DSN,
@@ -43,6 +43,7 @@ from bench.stack import (
     worker_env,
 )
 from bench.worker_process import MAILER
+from journeyman.ports import free_port
 
 RAW_TYPE = "bench_raw_wakeup"
 MB = 1024 * 1024

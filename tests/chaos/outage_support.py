@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -33,6 +32,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 import worker as worker_module
+from journeyman.ports import free_port
 from journeyman.settings import Settings
 from persistence import Database, Enrollment, EventRecord, Message
 from tests.channels.provider import FakeProvider, Received, Reply
@@ -79,14 +79,6 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {within:.0f}s; last value: {value!r}")
         await asyncio.sleep(every)
-
-
-def free_port() -> int:
-    """A port free right now (bound and released), for a server that must keep its port."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # ----- a TCP proxy that can cut the link ---------------------------------------------------

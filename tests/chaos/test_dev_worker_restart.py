@@ -20,10 +20,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from journeyman.ports import free_ports
 from tests.cli.test_dev import (
     assert_stops_clean,
     descendants,
-    free_ports,
     running_dev,
 )
 

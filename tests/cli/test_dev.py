@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -17,7 +16,7 @@ import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from journeyman.dev import port_is_free
+from journeyman.ports import free_ports, port_is_free
 from tests.conftest import binary
 from workflows.contracts import SEARCH_ATTRIBUTES
 
@@ -26,17 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
 AUTH = {"Authorization": "Bearer dev-key"}
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def descendants(pid: int) -> set[int]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.testing import WorkflowEnvironment
 
 from journeyman.enrollments import EnrollmentService
+from journeyman.ports import free_port
 from journeyman.settings import PROJECT_ROOT, Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database
@@ -47,13 +47,6 @@ class RunningWorker:
         return response.text
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def sink() -> Iterator[SmtpSink]:
     with SmtpSink("127.0.0.1", 0) as sink:
@@ -68,7 +61,7 @@ async def worker(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[RunningWorker]:
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{free_port()}"
     env = {
         **os.environ,
         "JOURNEYMAN_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ import pytest
 import uvicorn
 
 from api import create_app
+from journeyman.ports import free_port
 from journeyman.settings import Settings
 from persistence import Database
 from tests.stats.conftest import API_KEY
@@ -38,13 +38,6 @@ def chromium() -> str:
     if os.environ.get("CI") == "true":
         pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium package)")
     pytest.skip("chromium is not installed (apt-get install chromium)")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
