@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -85,6 +86,7 @@ from activities.caps import cap_frees_at, lock_contact
 from activities.channels.base import ChannelSender, Outgoing
 from activities.channels.email import UNSUBSCRIBE_URL, EmailSender
 from activities.email import DeliveryUncertainError, Mailer, SmtpMailer
+from activities.lifecycle import lifecycle_writer, send_with_records
 from activities.message_claims import ERR_SEND_IN_FLIGHT as ERR_SEND_IN_FLIGHT
 from activities.message_claims import LOCK_NOT_AVAILABLE as LOCK_NOT_AVAILABLE
 from activities.message_claims import (
@@ -186,7 +188,11 @@ class JourneyActivities(MessageClaims):
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(self, request: SendRequest) -> SendResult:
         async with _heartbeating():
-            return await self._send_message(request)
+            return await send_with_records(
+                lifecycle_writer(self.database).submit,
+                request,
+                functools.partial(self._send_message, request),
+            )
 
     async def _send_message(self, request: SendRequest) -> SendResult:
         now = self.clock().astimezone(UTC)

@@ -385,7 +385,8 @@ async def raw_signal_with_start(client: Client, event: Event) -> None:
     cls = catalog.get(JOURNEY)
     await client.start_workflow(
         cls.workflow_type(),
-        EnrollmentInput(contact_id=event.contact_id, trigger=event),
+        # The same input Journeyman's starter sends.
+        EnrollmentInput(contact_id=event.contact_id, trigger=event, lean_bookkeeping=True),
         id=workflow_id_for(cls.name, event.contact_id),
         task_queue=TASK_QUEUE,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,

@@ -202,7 +202,8 @@ async def start_all(
                 extra["search_attributes"] = journey_search_attributes(journey, contact_id)
             handle = await client.start_workflow(
                 workflow_type(side, journey, raw_type),
-                EnrollmentInput(contact_id=contact_id, trigger=trigger),
+                # As Journeyman's starter sets it (the raw workflows ignore it).
+                EnrollmentInput(contact_id=contact_id, trigger=trigger, lean_bookkeeping=True),
                 id=f"{side}-{contact_id}",
                 task_queue=task_queue,
                 **extra,

@@ -321,6 +321,7 @@ class EnrollmentService:
                     key=key,
                     trigger=trigger,
                     send_task_queue=self._settings.send_task_queue or None,
+                    lean_bookkeeping=True,
                 ),
                 id=workflow_id,
                 task_queue=self._settings.task_queue,

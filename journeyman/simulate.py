@@ -818,7 +818,9 @@ async def _run(
         await env.sleep(max(start - now, timedelta(0)))
         handle = await env.client.start_workflow(
             cls.workflow_type(),
-            EnrollmentInput(contact_id=contact.contact_id, key=key, trigger=trigger),
+            EnrollmentInput(
+                contact_id=contact.contact_id, key=key, trigger=trigger, lean_bookkeeping=True
+            ),
             id=f"simulate:{run_id}:{workflow_id_for(cls.name, contact.contact_id, key)}",
             task_queue=task_queue,
             search_attributes=journey_search_attributes(cls, contact.contact_id),

@@ -3,6 +3,7 @@ running every catalog journey with sends captured instead of delivered."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
@@ -13,7 +14,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import JourneyActivities, TemplateRenderer
-from activities.lifecycle import LifecycleRecorder
+from activities.lifecycle import LifecycleRecorder, lifecycle_writer, send_with_records
 from activities.scoring import scoring_parts
 from api import create_app
 from journeyman.enrollments import EnrollmentService
@@ -44,13 +45,19 @@ async def capturing_worker(
     client: Client, database: Database, settings: Settings
 ) -> AsyncIterator[SentMessages]:
     """A worker on `settings.task_queue` running every journey version with the real
-    contact, lifecycle and start activities; `send_message` only records the request."""
+    contact, lifecycle and start activities; `send_message` only records the request (and
+    writes the lifecycle records a journey hands it, as the real one does)."""
     captured = SentMessages()
+
+    async def capture(request: SendRequest) -> SendResult:
+        captured.append(request)
+        return SendResult(message_id=request.message_id, status="sent")
 
     @activity.defn(name=SEND_MESSAGE)
     async def send_message(request: SendRequest) -> SendResult:
-        captured.append(request)
-        return SendResult(message_id=request.message_id, status="sent")
+        return await send_with_records(
+            lifecycle_writer(database).submit, request, functools.partial(capture, request)
+        )
 
     real = JourneyActivities(
         database=database,

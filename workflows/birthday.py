@@ -80,7 +80,7 @@ class Birthday(Journey):
     async def _next_send_time(self, step: str) -> LocalTimeResult:
         """The next 09:00 in the contact's zone and its local date (what `wait_until_local`
         resolves, kept here because the day decides whether to wait at all)."""
-        self._begin(step, f"finding the next {SEND_AT} local time")
+        await self._begin(step, f"finding the next {SEND_AT} local time")
         # Decoded by hand: inside the sandbox, `workflows/__init__.py` imports the contracts
         # without passing them through, so their `datetime` is the sandbox's proxy class and
         # the converter cannot rebuild `LocalTimeResult.at` from the type hint. Once that

@@ -96,6 +96,11 @@ class EnrollmentInput:
     # quota can cap sends alone; None: the enrollment's own queue. Fixed at the start, so a
     # replay schedules its sends where the first run did.
     send_task_queue: str | None = None
+    # Set by Journeyman's starters: the run takes the lean bookkeeping path without asking
+    # for it with a patch marker (a marker is two history events per run: itself and a
+    # `TemporalChangeVersion` upsert). False: the path is read from the history's markers,
+    # as for runs started before this field, or by a starter that does not set it.
+    lean_bookkeeping: bool = False
 
 
 @dataclass
@@ -148,6 +153,23 @@ class QuietHours:
 
 
 @dataclass
+class LifecycleRecord:
+    workflow_id: str
+    run_id: str
+    journey: str
+    version: int
+    contact_id: str
+    key: str | None
+    kind: LifecycleKind
+    at: datetime
+    status: Status = "active"
+    step: str | None = None
+    step_kind: str | None = None
+    outcome: str | None = None
+    trigger_event_id: str | None = None
+
+
+@dataclass
 class SendRequest:
     message_id: str
     workflow_id: str
@@ -172,6 +194,11 @@ class SendRequest:
     # Set by the workflow once Temporal stopped retrying the send (its reason, e.g.
     # "ProviderUnavailable"): the activity records the message failed and sends nothing.
     give_up: str | None = None
+    # Lifecycle records the journey made since its last write, for the activity to write
+    # before it sends (they must not wait on a provider outage); and this step's own record,
+    # for the activity to complete with the outcome and write (`send_with_records`).
+    lifecycle: list[LifecycleRecord] = field(default_factory=list)
+    record_as: LifecycleRecord | None = None
 
 
 @dataclass
@@ -183,6 +210,9 @@ class SendResult:
     reason: str | None = None
     sent_at: datetime | None = None
     retry_at: datetime | None = None
+    # The activity wrote the request's `lifecycle`, and (unless deferred) its `record_as`.
+    lifecycle_written: bool = False
+    step_recorded: bool = False
 
     @property
     def outcome(self) -> str:
@@ -281,23 +311,6 @@ class ContactSnapshot:
             has_email=self.reachable_by("email"),
             has_phone=self.reachable_by("sms"),
         )
-
-
-@dataclass
-class LifecycleRecord:
-    workflow_id: str
-    run_id: str
-    journey: str
-    version: int
-    contact_id: str
-    key: str | None
-    kind: LifecycleKind
-    at: datetime
-    status: Status = "active"
-    step: str | None = None
-    step_kind: str | None = None
-    outcome: str | None = None
-    trigger_event_id: str | None = None
 
 
 @dataclass

@@ -7,9 +7,12 @@ attributes, writes its steps in `steps()` with the primitives below, and is deco
 - receives every behaviour event through one signal, de-duplicated by event id;
 - ends the enrollment the moment a goal (`converted`) or exit (`exited`) event arrives,
   whatever step it is in, by cancelling the steps;
-- answers the `state` query and keeps the `JourneyStep` search attribute current;
-- records its lifecycle (entered, each step, ended) for stats: "entered" at once, the steps
-  buffered and written in one batch before each durable wait and at the end.
+- answers the `state` query and keeps the `JourneyStep` search attribute on the step it waits
+  in (a wait, a wait_for, a held send) or on how it ended;
+- records its lifecycle (entered, each step, ended) for stats, without a command of its own
+  where it can: a send carries the records made since the last write to its activity, which
+  writes them with the send's own outcome ("entered" before it sends); what is left is
+  written in one batch before each durable wait and at the end (see `_record`).
 
 Only `workflow.*` time, timers and logging are used here: this module runs in the sandbox.
 """
@@ -108,6 +111,11 @@ RECORD_GIVEN_UP_SENDS = "record-given-up-sends"
 # Patch id of buffering lifecycle records and writing them in batches (see `_record`); runs
 # started before it record each one with its own local activity, as their histories say.
 BATCHED_LIFECYCLE = "batched-lifecycle"
+# Patch id of lean bookkeeping: lifecycle records ride on sends (above) and `JourneyStep` is
+# set only where an enrollment may stay (a durable wait) and at the end, rather than at every
+# step: two of four local activities and two of five upserts fewer on a send-wait-wait_for-send
+# journey. Runs started before it keep the batched (or older) path their histories hold.
+LEAN_BOOKKEEPING = "lean-bookkeeping"
 BOOKKEEPING_TIMEOUT = timedelta(seconds=30)
 BOOKKEEPING_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
@@ -168,6 +176,7 @@ class Journey:
         self._wait_until: datetime | None = None
         self._done: list[StepRecord] = []
         # Lifecycle records not written yet (batched runs only; see `_record`).
+        self._lean = False
         self._batched = False
         self._unrecorded: list[LifecycleRecord] = []
         self._used_step_names: set[str] = set()
@@ -234,7 +243,7 @@ class Journey:
 
     async def _run(self) -> EnrollmentResult:
         self._window_start = workflow.now()
-        self._batched = workflow.patched(BATCHED_LIFECYCLE)
+        self._lean, self._batched = self._bookkeeping()
         await self._record("entered")
         if self._status == "active":
             self._steps_task = asyncio.create_task(self.steps())
@@ -256,6 +265,14 @@ class Journey:
             await self._hand_off(self.on_conversion_start)
         await self._finish()
         return EnrollmentResult(status=self._status, ended_by=self._ended_by, steps=self._done)
+
+    def _bookkeeping(self) -> tuple[bool, bool]:
+        """(lean, batched): the bookkeeping path this run's history holds. A run started
+        lean (its input says so) asks for no patch; any other new run takes the lean path
+        by the lean patch's marker alone (`patched` is asked in order and stops there)."""
+        if self.enrollment.lean_bookkeeping or workflow.patched(LEAN_BOOKKEEPING):
+            return True, True
+        return False, workflow.patched(BATCHED_LIFECYCLE)
 
     async def _hand_off(self, other: str) -> None:
         """Start the journey a conversion leads to; a failure is logged, never a failed run."""
@@ -315,7 +332,14 @@ class Journey:
         When it answers `deferred` (quiet hours or a cap with policy `defer`), the step waits
         on a durable timer until the moment it names and asks again, with the same message id.
         """
-        self._begin(step, f"sending {channel} '{template}'")
+        # The send carries the records made so far and records its own outcome (see
+        # `send_with_records`); "entered" too when the journey starts with a send, unless
+        # sends have a task queue of their own, where a provider quota may hold them long.
+        await self._begin(
+            step,
+            f"sending {channel} '{template}'",
+            keeps_records=self.enrollment.send_task_queue is None,
+        )
         info = workflow.info()
         request = SendRequest(
             message_id=self._message_id(step),
@@ -333,9 +357,13 @@ class Journey:
             quiet_hours=quiet_hours or self.quiet_hours,
             on_cap=on_cap,
             default_timezone=self.timezone,
+            lifecycle=list(self._unrecorded) if self._lean else [],
+            record_as=self._lifecycle_record("step", step=step, step_kind="send")
+            if self._lean
+            else None,
         )
         result = await self._send_until_done(request)
-        await self._complete(step, "send", result.outcome)
+        await self._complete(step, "send", result.outcome, recorded=result.step_recorded)
         return result
 
     async def _send_until_done(self, request: SendRequest) -> SendResult:
@@ -367,6 +395,10 @@ class Journey:
                 ) and workflow.patched(RECORD_GIVEN_UP_SENDS):
                     return await self._record_given_up(request, failed)
                 return failed
+            if result.lifecycle_written:
+                # The activity wrote them: they are the oldest in the buffer.
+                del self._unrecorded[: len(request.lifecycle)]
+                request = dataclasses.replace(request, lifecycle=[])
             if result.status != "deferred" or result.retry_at is None:
                 return result
             if request.attempt >= MAX_DEFERRALS:
@@ -379,6 +411,8 @@ class Journey:
                 f"Step {step}: held back ({result.reason}) until "
                 f"{result.retry_at:%Y-%m-%d %H:%M} UTC"
             )
+            if self._lean:
+                self._show_step(step)  # held back, possibly for hours: where it waits
             await self._flush_lifecycle()
             await workflow.sleep(delay, summary=f"{step}: held back ({result.reason})")
             request = dataclasses.replace(request, attempt=request.attempt + 1)
@@ -393,7 +427,10 @@ class Journey:
         try:
             settled: SendResult = await workflow.execute_activity(
                 SEND_MESSAGE,
-                dataclasses.replace(request, give_up=failed.reason or "gave_up"),
+                # Only the message log: the step's outcome is the workflow's to record here.
+                dataclasses.replace(
+                    request, give_up=failed.reason or "gave_up", lifecycle=[], record_as=None
+                ),
                 task_queue=self.enrollment.send_task_queue,
                 result_type=SendResult,
                 start_to_close_timeout=BOOKKEEPING_TIMEOUT,
@@ -436,7 +473,7 @@ class Journey:
         The contact's zone is read when the step starts (fallback: the journey's `timezone`,
         then the global default); returns the UTC instant it waited for.
         """
-        self._begin(step, f"finding the next {at} local time")
+        await self._begin(step, f"finding the next {at} local time", waits=True)
         resolved: LocalTimeResult = await workflow.execute_local_activity(
             NEXT_LOCAL_TIME,
             LocalTimeRequest(
@@ -467,7 +504,7 @@ class Journey:
         re-entries. Returns the variant name or "holdout"; the holdout group should get no
         message here but stays enrolled, so its goals still count for measuring lift.
         """
-        self._begin(step, "assigning a variant")
+        await self._begin(step, "assigning a variant", keeps_records=True)
         try:
             variant = assign_variant(self.contact_id, self.name, step, variants, holdout)
         except ValueError as err:
@@ -481,7 +518,9 @@ class Journey:
     async def wait(self, step: str, duration: timedelta) -> None:
         """A durable timer: survives worker and server restarts, holds no worker memory."""
         until = workflow.now() + duration
-        self._begin(step, f"waiting {_human(duration)} (until {until:%Y-%m-%d %H:%M} UTC)")
+        await self._begin(
+            step, f"waiting {_human(duration)} (until {until:%Y-%m-%d %H:%M} UTC)", waits=True
+        )
         self._wait_until = until
         await self._flush_lifecycle()
         await workflow.sleep(duration, summary=step)
@@ -508,7 +547,9 @@ class Journey:
                 non_retryable=True,
             )
         until = workflow.now() + timeout
-        self._begin(step, f"waiting up to {_human(timeout)} for {' or '.join(names)}")
+        await self._begin(
+            step, f"waiting up to {_human(timeout)} for {' or '.join(names)}", waits=True
+        )
         self._waiting_for = names
         self._wait_until = until
         found: list[Event] = []
@@ -530,7 +571,7 @@ class Journey:
 
     async def read_contact(self, step: str) -> ContactSnapshot:
         """A fresh snapshot of the contact, for branching on current data."""
-        self._begin(step, "reading the contact profile")
+        await self._begin(step, "reading the contact profile")
         snapshot: ContactSnapshot = await workflow.execute_activity(
             READ_CONTACT,
             ContactRequest(contact_id=self.contact_id),
@@ -544,7 +585,7 @@ class Journey:
 
     async def in_segment(self, step: str, segment: str) -> bool:
         """Whether the contact is a member of `segment` now (see `journeyman/segments`)."""
-        self._begin(step, f"checking membership of segment {segment}")
+        await self._begin(step, f"checking membership of segment {segment}")
         result: SegmentCheckResult = await workflow.execute_activity(
             IN_SEGMENT,
             SegmentCheck(contact_id=self.contact_id, segment=segment, at=workflow.now()),
@@ -566,7 +607,7 @@ class Journey:
     ) -> ContactUpdateResult:
         """Change the contact: merge `attributes` (None values remove), mark or clear
         `dormant` (a dormant contact gets no marketing email until active again)."""
-        self._begin(step, "updating the contact")
+        await self._begin(step, "updating the contact")
         result: ContactUpdateResult = await workflow.execute_activity(
             UPDATE_CONTACT,
             ContactUpdate(
@@ -589,7 +630,7 @@ class Journey:
     ) -> StartJourneyResult:
         """Hand the contact on to another journey (its own re-entry rule applies)."""
         name = other if isinstance(other, str) else other.name
-        self._begin(step, f"starting journey {name}")
+        await self._begin(step, f"starting journey {name}")
         result = await self._start_journey(step, name, key=key, trigger=self.trigger)
         await self._complete(step, "start", f"{result.action} {name}")
         return result
@@ -632,7 +673,7 @@ class Journey:
         A notification that fails for good (a template error, a day of errors) is recorded
         as the step's outcome `failed: <error type>` and the journey goes on.
         """
-        self._begin(step, "notifying sales")
+        await self._begin(step, "notifying sales")
         info = workflow.info()
         notification = SalesNotification(
             notification_id=self._message_id(step),
@@ -685,7 +726,13 @@ class Journey:
         info = workflow.info()
         return f"{info.workflow_id}:{info.first_execution_run_id}:{step}"
 
-    def _begin(self, step: str, doing: str) -> None:
+    async def _begin(
+        self, step: str, doing: str, *, waits: bool = False, keeps_records: bool = False
+    ) -> None:
+        """Start a step. `waits`: it holds the enrollment on a durable timer. `keeps_records`:
+        its commands may come before this enrollment's "entered" is written (a send carries
+        it; a split issues none); any other step of a lean run writes "entered" first, since
+        routing finds running enrollments by that row."""
         if self._status != "active":
             # The enrollment ended while the previous step finished in the same moment (the
             # cancellation lost the race with the step's result): stop before the next one.
@@ -701,18 +748,35 @@ class Journey:
         self._current_step = step
         self._waiting_for = []
         self._wait_until = None
-        self._set_step_attribute(step)
+        if not self._lean:
+            self._set_step_attribute(step)
+        elif waits:
+            self._show_step(step)
         workflow.set_current_details(f"Step {step}: {doing}")
+        if self._lean and (
+            waits or (not keeps_records and any(r.kind == "entered" for r in self._unrecorded))
+        ):
+            await self._flush_lifecycle()
 
-    async def _complete(self, step: str, kind: str, outcome: str) -> None:
+    async def _complete(
+        self, step: str, kind: str, outcome: str, *, recorded: bool = False
+    ) -> None:
+        """Finish a step; `recorded`: its activity has written the step's record already."""
         self._done.append(StepRecord(name=step, kind=kind, at=workflow.now(), outcome=outcome))
         self._current_step = None
         self._waiting_for = []
         self._wait_until = None
-        await self._record("step", step=step, step_kind=kind, outcome=outcome)
+        if not recorded:
+            await self._record("step", step=step, step_kind=kind, outcome=outcome)
 
     def _set_step_attribute(self, step: str) -> None:
         workflow.upsert_search_attributes([JOURNEY_STEP.value_set(step)])
+
+    def _show_step(self, step: str) -> None:
+        """Lean runs: set `JourneyStep` unless it says so already (an upsert is a history
+        event and a visibility write). The SDK keeps `info()`'s attributes as last set."""
+        if step != workflow.info().typed_search_attributes.get(JOURNEY_STEP):
+            self._set_step_attribute(step)
 
     async def _record(
         self,
@@ -722,8 +786,36 @@ class Journey:
         step_kind: str | None = None,
         outcome: str | None = None,
     ) -> None:
+        record = self._lifecycle_record(kind, step=step, step_kind=step_kind, outcome=outcome)
+        if self._batched:
+            self._unrecorded.append(record)
+            # "entered" at once: routing finds running enrollments by their row (an exit of a
+            # keyed journey, goals on any event) and a `never` journey checks it for re-entry.
+            # (A lean run writes it with its first step instead: see `_begin`.) The steps
+            # wait for a send to carry them, the next durable wait or the end.
+            if kind == "ended" or (kind == "entered" and not self._lean):
+                await self._flush_lifecycle()
+            return
+        # A local activity: bookkeeping should not cost a task-queue round trip per step.
+        await workflow.execute_local_activity(
+            RECORD_LIFECYCLE,
+            record,
+            result_type=LifecycleAck,
+            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
+            retry_policy=BOOKKEEPING_RETRY,
+            summary=f"record {kind}" + (f" {step}" if step else ""),
+        )
+
+    def _lifecycle_record(
+        self,
+        kind: LifecycleKind,
+        *,
+        step: str | None = None,
+        step_kind: str | None = None,
+        outcome: str | None = None,
+    ) -> LifecycleRecord:
         info = workflow.info()
-        record = LifecycleRecord(
+        return LifecycleRecord(
             workflow_id=info.workflow_id,
             run_id=info.first_execution_run_id,
             journey=self.name,
@@ -738,23 +830,6 @@ class Journey:
             outcome=outcome if kind != "ended" else self._ended_by,
             trigger_event_id=self.trigger.id if self.trigger else None,
         )
-        if self._batched:
-            self._unrecorded.append(record)
-            # "entered" at once: routing finds running enrollments by their row (an exit of a
-            # keyed journey, goals on any event) and a `never` journey checks it for re-entry.
-            # The steps wait for the next durable wait or the end (`_flush_lifecycle`).
-            if kind != "step":
-                await self._flush_lifecycle()
-            return
-        # A local activity: bookkeeping should not cost a task-queue round trip per step.
-        await workflow.execute_local_activity(
-            RECORD_LIFECYCLE,
-            record,
-            result_type=LifecycleAck,
-            start_to_close_timeout=BOOKKEEPING_TIMEOUT,
-            retry_policy=BOOKKEEPING_RETRY,
-            summary=f"record {kind}" + (f" {step}" if step else ""),
-        )
 
     async def _flush_lifecycle(self) -> None:
         """Write the buffered lifecycle records, in one local activity and one transaction.
@@ -767,14 +842,14 @@ class Journey:
         if not self._unrecorded:
             return
         records = list(self._unrecorded)
-        kinds = sorted({r.kind for r in records})
+        # No summary: the activity's type says what it does, and a summary is one more
+        # payload to encode per flush (summaries are not compared on replay).
         await workflow.execute_local_activity(
             RECORD_LIFECYCLE_BATCH,
             LifecycleBatch(records=records),
             result_type=LifecycleBatchAck,
             start_to_close_timeout=BOOKKEEPING_TIMEOUT,
             retry_policy=BOOKKEEPING_RETRY,
-            summary=f"record {len(records)} ({', '.join(kinds)})",
         )
         del self._unrecorded[: len(records)]
 

@@ -8,10 +8,11 @@ replay test.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.lifecycle import send_with_records
 from activities.rendering import RenderedEmail, TemplateRenderer
 from activities.timing import resolve_local_time
 from workflows.catalog import all_versions
@@ -100,8 +102,16 @@ class Capture:
     def __post_init__(self) -> None:
         capture = self
 
+        async def keep_all(records: Sequence[LifecycleRecord]) -> None:
+            for record in records:
+                keep(record)
+
         @activity.defn(name=SEND_MESSAGE)
         async def send_message(request: SendRequest) -> SendResult:
+            # The records a journey hands its sends are kept as the real activity writes them.
+            return await send_with_records(keep_all, request, functools.partial(send, request))
+
+        async def send(request: SendRequest) -> SendResult:
             assert capture.started_at is not None
             scheduled = activity.info().current_attempt_scheduled_time
             sent = Sent(
@@ -287,7 +297,8 @@ async def enrolled(
     ):
         handle = await env.client.start_workflow(
             journey.workflow_type(),
-            EnrollmentInput(contact_id=contact_id, key=key, trigger=event),
+            # As Journeyman's starter starts it (tests/lifecycle covers a run without the flag).
+            EnrollmentInput(contact_id=contact_id, key=key, trigger=event, lean_bookkeeping=True),
             id=workflow_id_for(journey.name, contact_id, key),
             task_queue=task_queue,
             search_attributes=journey_search_attributes(journey, contact_id),

@@ -9,9 +9,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.localtime import next_local_time
-from tests.journeys.harness import enrolled
+from tests.journeys.harness import SendPolicy, enrolled
 from tests.journeys.sample_journeys import BadSplit, LocalMorning, QuietJourney, SplitsTwice
-from workflows.contracts import ERR_JOURNEY_DEFINITION, QuietHours, SendRequest, SendResult
+from workflows.contracts import (
+    ERR_JOURNEY_DEFINITION,
+    JOURNEY_STEP,
+    QuietHours,
+    SendRequest,
+    SendResult,
+)
 from workflows.splits import assign_variant
 
 
@@ -43,16 +49,24 @@ async def test_wait_until_local_falls_back_to_the_journeys_zone(
     assert {s.name: s.outcome for s in result.steps}["next_morning"].endswith("Europe/Rome")
 
 
-async def test_a_held_back_send_waits_durably_then_goes_out(time_env: WorkflowEnvironment) -> None:
-    def quiet_first_time(request: SendRequest, due: datetime) -> SendResult | None:
+def morning_note_held_once(reason: str, hold: timedelta) -> SendPolicy:
+    """A send policy: the first attempt of `morning_note` is held back for `hold`."""
+
+    def policy(request: SendRequest, due: datetime) -> SendResult | None:
         if request.step == "morning_note" and request.attempt == 1:
             return SendResult(
                 message_id=request.message_id,
                 status="deferred",
-                reason="quiet_hours",
-                retry_at=due + timedelta(hours=3),
+                reason=reason,
+                retry_at=due + hold,
             )
         return None
+
+    return policy
+
+
+async def test_a_held_back_send_waits_durably_then_goes_out(time_env: WorkflowEnvironment) -> None:
+    quiet_first_time = morning_note_held_once("quiet_hours", timedelta(hours=3))
 
     async with enrolled(time_env, LocalMorning, policy=quiet_first_time) as run:
         result = await run.result()
@@ -62,6 +76,27 @@ async def test_a_held_back_send_waits_durably_then_goes_out(time_env: WorkflowEn
     assert (sent.step, sent.attempt) == ("morning_note", 2)
     assert sent.after - held.after == timedelta(hours=3)
     assert {s.name: s.outcome for s in result.steps}["morning_note"] == "sent"
+
+
+async def test_a_held_back_send_shows_where_the_enrollment_waits(
+    time_env: WorkflowEnvironment,
+) -> None:
+    # `JourneyStep` names the step an enrollment waits in: a send held back by quiet hours
+    # or a cap is one, though a send that goes out at once is not shown.
+    held_for_a_month = morning_note_held_once("frequency_cap", timedelta(days=30))
+
+    async with enrolled(time_env, LocalMorning, policy=held_for_a_month) as run:
+        await run.advance(timedelta(days=2))  # past the next 09:00, into the hold
+        held = await run.handle.describe()
+        state = await run.state()
+        result = await run.result()
+        ended = await run.handle.describe()
+
+    assert [s.step for s in run.capture.held] == ["morning_note"]
+    assert held.typed_search_attributes.get(JOURNEY_STEP) == "morning_note"
+    assert state.current_step == "morning_note" and state.wait_until is not None
+    assert ended.typed_search_attributes.get(JOURNEY_STEP) == "(completed)"
+    assert result.status == "completed"
 
 
 async def test_a_send_held_back_forever_is_dropped_not_queued(

@@ -1,11 +1,11 @@
-"""A journey for the lifecycle tests, twice: as the runtime runs it now (records batched), and
-forced onto the path runs recorded before the `batched-lifecycle` patch still take, so the two
-can be compared on one server. Test-only: not in the catalog."""
+"""A journey for the lifecycle tests, three times: as the runtime runs it now (lean
+bookkeeping), and forced onto the paths runs recorded before the `lean-bookkeeping` and
+`batched-lifecycle` patches still take, so they can be compared on one server. Test-only: not
+in the catalog."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 
@@ -34,18 +34,28 @@ class _Probe(Journey):
 
 
 @journey
-class BatchedProbe(_Probe):
+class LeanProbe(_Probe):
+    """As a new run goes: records ride on the sends, `JourneyStep` set where it waits."""
+
     name = "lifecycle_probe"
+
+
+@journey
+class BatchedProbe(_Probe):
+    name = "lifecycle_probe_batched"
+
+    def _bookkeeping(self) -> tuple[bool, bool]:
+        # What a run whose history has the batched-lifecycle marker but not the lean one does.
+        return False, True
 
 
 @journey
 class UnbatchedProbe(_Probe):
     name = "lifecycle_probe_unbatched"
 
-    async def _record(self, *args: Any, **kwargs: Any) -> None:
+    def _bookkeeping(self) -> tuple[bool, bool]:
         # What a run whose history has no patch marker does: one local activity per record.
-        self._batched = False
-        await super()._record(*args, **kwargs)
+        return False, False
 
 
 # The local activities each run's history holds: entered, 5 steps, ended; or fewer batches.
@@ -53,3 +63,11 @@ UNBATCHED_WRITES = 7
 # "entered"; "first" and "pick" before the pause; "pause" before the reply window; the rest
 # with "ended".
 BATCHED_WRITES = 4
+# "entered" and "first" ride on the first send; "pick" before the pause; "pause" before the
+# reply window; "reply" and "second" on the second send; "ended" alone.
+LEAN_WRITES = 3
+# Search-attribute upserts: `JourneyStep` at every step and at the ending; or at the two
+# waits and the ending, plus the `TemporalChangeVersion` the lean patch marker upserts (the
+# forced probes call no patch, so a real batched run has one more than here).
+BATCHED_UPSERTS = 6
+LEAN_UPSERTS = 4
