@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -33,6 +34,7 @@ from activities.segments import segment_parts
 from activities.timing import TimingActivities
 from journeyman.crm.start import ensure_crm_sync
 from journeyman.enrollments import EnrollmentService
+from journeyman.sandbox import sandboxed_runner
 from journeyman.schedules import ensure_schedules
 from journeyman.settings import Settings
 from journeyman.temporal import connect_when_ready, ensure_search_attributes
@@ -67,11 +69,12 @@ PASSED_THROUGH = (
 )
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox every journey runs in: the SDK's default restrictions plus PASSED_THROUGH."""
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
-    )
+def workflow_runner(converter: DataConverter = DataConverter.default) -> SandboxedWorkflowRunner:
+    """The sandbox every journey runs in: the SDK's default restrictions plus PASSED_THROUGH,
+    without the per-payload context lookup where `converter` ignores context (journeyman.sandbox).
+    """
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH)
+    return sandboxed_runner(restrictions, converter)
 
 
 def build_worker(
@@ -132,7 +135,7 @@ def build_worker(
             timing.next_local_time,
             *(a for part in features for a in part.activities),
         ],
-        workflow_runner=workflow_runner(),
+        workflow_runner=workflow_runner(client.data_converter),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,

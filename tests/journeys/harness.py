@@ -22,11 +22,12 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
 
 from activities.lifecycle import send_with_records
 from activities.rendering import RenderedEmail, TemplateRenderer
 from activities.timing import resolve_local_time
+from worker import workflow_runner
 from workflows.catalog import all_versions
 from workflows.contracts import (
     EVENT_SIGNAL,
@@ -256,6 +257,7 @@ async def enrolled(
     notify_override: Callable[[SalesNotification], Awaitable[SalesNotificationResult]]
     | None = None,
     start_override: Callable[[StartJourneyRequest], Awaitable[StartJourneyResult]] | None = None,
+    runner: WorkflowRunner | None = None,
 ) -> AsyncIterator[Run]:
     """Start one enrollment of `journey` for a fresh contact, triggered by its first trigger
     (a journey without triggers, enrolled by a schedule or in bulk, starts without an event)."""
@@ -294,6 +296,8 @@ async def enrolled(
         task_queue=task_queue,
         workflows=[journey, *extra_workflows],
         activities=activities,
+        # The sandbox `journeyman worker` runs journeys in, unless a test brings its own.
+        workflow_runner=runner or workflow_runner(env.client.data_converter),
     ):
         handle = await env.client.start_workflow(
             journey.workflow_type(),

@@ -22,6 +22,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import workflows.runtime
+from journeyman.sandbox import ContextFreeSandboxedRunner
 from journeyman.settings import Settings
 from persistence import Database
 from tests.conftest import start_time_env
@@ -84,7 +85,8 @@ async def test_the_worker_runs_journeys_in_the_configured_sandbox(
     settings = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}")
     async with httpx.AsyncClient() as http:
         runner = wired_worker(env.client, settings, database, http).config()["workflow_runner"]
-    assert isinstance(runner, SandboxedWorkflowRunner)
+    # Context-free, as the client's converter allows (tests/worker/test_context_free_sandbox.py).
+    assert isinstance(runner, ContextFreeSandboxedRunner)
     assert runner.restrictions == workflow_runner().restrictions
 
 
