@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.parts import WorkerParts
-from journeyman.enrollments import START_TOKEN, EnrollmentService
+from journeyman.enrollments import START_TOKEN, EnrollmentService, KnownEnrollments, read_known
 from journeyman.segments import UnknownSegmentError, segment_count, segment_page
 from journeyman.settings import Settings
 from persistence import Contact, Database
@@ -41,6 +41,7 @@ from workflows.bulk_enrollment import (
 )
 from workflows.catalog import UnknownJourneyError
 from workflows.contracts import ERR_UNKNOWN_JOURNEY, StartJourneyRequest, StartJourneyResult
+from workflows.runtime import Journey
 
 # Starts of one page in flight at once: enough to keep up with a high rate (each start is two
 # or three round trips), few enough not to flood the database pool or the frontend.
@@ -123,19 +124,19 @@ class BulkActivities:
     @activity.defn(name=BULK_START)
     async def bulk_start(self, request: BulkStartRequest) -> BulkStartResult:
         try:
-            catalog.get(request.journey)
+            cls = catalog.get(request.journey)
         except UnknownJourneyError as err:
             raise ApplicationError(
                 f"unknown journey {request.journey!r}", type=ERR_UNKNOWN_JOURNEY, non_retryable=True
             ) from err
-        known = await self._existing(request.contact_ids)
+        contacts, enrolled = await self._page_snapshot(cls, request.contact_ids)
         retried = activity.info().attempt > 1
         result = BulkStartResult()
         outcomes: Counter[str] = Counter()
         gate = asyncio.Semaphore(CONCURRENT_STARTS)
 
         async def one(contact_id: str) -> None:
-            if contact_id not in known:
+            if contact_id not in contacts:
                 outcomes["skipped:unknown_contact"] += 1
                 return
             async with gate:
@@ -145,7 +146,8 @@ class BulkActivities:
                             journey=request.journey,
                             contact_id=contact_id,
                             started_by=request.started_by,
-                        )
+                        ),
+                        known=enrolled,
                     )
                     if retried and answer.reason in _MAYBE_OURS:
                         answer = await self._ours_after_all(answer, request.started_by)
@@ -182,10 +184,17 @@ class BulkActivities:
         result.skipped = {key.removeprefix("skipped:"): n for key, n in outcomes.items()}
         return result
 
-    async def _existing(self, contact_ids: list[str]) -> set[str]:
-        query = select(Contact.contact_id).where(col(Contact.contact_id).in_(contact_ids))
-        async with self._database.session() as session:
-            return set((await session.exec(query)).all())
+    async def _page_snapshot(
+        self, cls: type[Journey], contact_ids: list[str]
+    ) -> tuple[set[str], KnownEnrollments]:
+        """The page's contacts that exist, and their enrollment rows in a `never` journey (its
+        re-entry check): two queries for the page instead of one per contact."""
+        exists = select(Contact.contact_id).where(col(Contact.contact_id).in_(contact_ids))
+        journeys = frozenset({cls.name}) if cls.reentry == "never" else frozenset()
+        async with self._database.engine.connect() as connection:
+            contacts = set((await connection.execute(exists)).scalars().all())
+            enrolled = await read_known(connection, contacts, journeys)
+        return contacts, enrolled
 
     async def _ours_after_all(
         self, answer: StartJourneyResult, started_by: str

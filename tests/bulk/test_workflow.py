@@ -4,18 +4,26 @@ ids. The enrolled journeys go to a queue no worker polls (see conftest)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.exc import OperationalError
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from journeyman.enrollments import EnrollmentService, KnownEnrollments
-from persistence import Database
+from persistence import Database, Enrollment
 from tests.bulk.conftest import bulk_setup, make_contacts, start_list
 from workflows.bulk_enrollment import PROGRESS_QUERY
-from workflows.contracts import BulkProgress, StartJourneyRequest, StartJourneyResult
+from workflows.contracts import (
+    BulkProgress,
+    StartJourneyRequest,
+    StartJourneyResult,
+    workflow_id_for,
+)
+from workflows.runtime import Journey
 
 
 async def test_pacing_holds_the_rate_and_progress_is_consistent_mid_way(
@@ -101,6 +109,54 @@ async def test_ids_that_are_no_contact_or_already_enrolled_are_skipped_with_reas
     # welcome_series allows no re-entry; the ghosts are no contacts at all.
     assert again.skipped == {"reentry_never": 8, "unknown_contact": 5}
     assert again.failed == 0 and again.errors == []
+
+
+class CountedEnrollments(EnrollmentService):
+    """Counts the re-entry checks that went to the database one contact at a time."""
+
+    one_by_one = 0
+
+    async def _earlier_triggers(
+        self, cls: type[Journey], contact_id: str, key: str | None
+    ) -> list[str | None]:
+        CountedEnrollments.one_by_one += 1
+        return await super()._earlier_triggers(cls, contact_id, key)
+
+
+async def test_a_page_reads_its_enrollment_rows_at_once_and_skips_the_enrolled(
+    time_env: WorkflowEnvironment, database: Database, database_url: str, journey: str
+) -> None:
+    """Contacts enrolled long ago (a row, and no run left on the server after its retention)
+    are refused from the page's one read of the rows, not a query per contact."""
+    setup = bulk_setup(time_env.client, database, database_url)
+    ids = await make_contacts(database, 12)
+    async with database.session() as session:
+        for contact_id in ids[:5]:
+            session.add(
+                Enrollment(
+                    run_id=f"gone-{contact_id}",
+                    workflow_id=workflow_id_for(journey, contact_id),
+                    journey=journey,
+                    version=1,
+                    contact_id=contact_id,
+                    status="completed",
+                    entered_at=datetime.now(UTC) - timedelta(days=400),
+                )
+            )
+        await session.commit()
+    CountedEnrollments.one_by_one = 0
+    enrollments = setup.enrollments(CountedEnrollments)
+    async with setup.parked_journeys(), setup.worker(enrollments):
+        progress = await (await start_list(setup, journey, ids, 100)).result()
+
+    assert (progress.started, progress.skipped) == (7, {"reentry_never": 5})
+    assert CountedEnrollments.one_by_one == 0
+    # Refused without a start: no run was made for the contacts enrolled before.
+    for contact_id in ids[:5]:
+        with pytest.raises(RPCError):
+            await time_env.client.get_workflow_handle(
+                workflow_id_for(journey, contact_id)
+            ).describe()
 
 
 async def test_a_journey_that_no_longer_exists_fails_the_bulk_enrollment(
