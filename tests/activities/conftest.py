@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from activities import JourneyActivities, Mailer, SmtpMailer, TemplateRenderer
 from activities.journey_activities import Clock
 from activities.policy import send_time
+from journeyman.ports import free_port
 from journeyman.settings import Settings
 from journeyman.smtp_sink import SmtpSink
 from persistence import Contact, Database
@@ -104,10 +104,8 @@ def add_contact(database: Database) -> AddContact:
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+    """A port nobody listens on (free right now), for connection-refused cases."""
+    return free_port()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -21,6 +20,7 @@ from activities.channels import (
 from activities.channels.http import idempotency_headers, provider_error, retry_after
 from activities.email import DeliveryUncertainError
 from activities.rendering import TemplateRenderer
+from tests.activities.conftest import closed_port
 from workflows.contracts import ERR_PERMANENT_SEND
 
 from .conftest import Serve
@@ -45,13 +45,6 @@ def ready(
     request = send_request(channel, **({"message_id": message_id} if message_id else {}))
     who = contact()
     return sender, sender.compose(request, who, template_context(renderer, request, who))
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_the_worker_gets_one_sender_per_http_channel(
