@@ -76,6 +76,7 @@ class Paced:
     accepted: int = 0
     received: int = 0
     seconds: float = 0.0  # from the first event's due time to the last acceptance
+    mail_seconds: float = 0.0  # from the first event's due time to the last email received
     latencies: list[float] = field(default_factory=list)  # accepted -> email received
     accept_latencies: list[float] = field(default_factory=list)  # request -> accepted
     retries: int = 0  # calls answered 503 and repeated
@@ -195,6 +196,10 @@ def format_table(result: E2EResult) -> str:
                 f"  {side.label}: {missing} emails not received within the drain timeout "
                 "(the percentiles are of those received)"
             )
+    lines.append(
+        "delivered, first event to last email (below the offered rate: a backlog grew): "
+        + ", ".join(f"{side.label} {_delivered_rate(side):.1f} emails/s" for side in sides)
+    )
     names = list(result.journeyman.cpu)
     if names:
         lines.append(f"CPU ms per event ({' / '.join(names)}), first event to last email:")
@@ -213,6 +218,10 @@ def format_table(result: E2EResult) -> str:
             f"   p99 {jm.percentile(99) / raw.percentile(99):.2f}"
         )
     return "\n".join(lines)
+
+
+def _delivered_rate(side: Paced) -> float:
+    return side.received / side.mail_seconds if side.mail_seconds > 0 else 0.0
 
 
 def _row(side: Paced) -> str:
@@ -582,4 +591,6 @@ class _Bench:
             if arrived is not None:
                 result.latencies.append(arrived - at)
         result.received = len(result.latencies)
+        arrivals = [self.arrivals.arrived(address_of(contact_id)) for contact_id in accepted]
+        result.mail_seconds = max((at for at in arrivals if at is not None), default=began) - began
         return result

@@ -43,6 +43,16 @@ def test_e2e_scenario_mails_every_event_and_prints_each_figure(
         assert int(expected) == int(accepted) == int(received) == 6
         assert 0 < float(p50) <= float(p99)
     assert re.search(r"ratio Journeyman / raw +p50 \d+\.\d\d +p99 \d+\.\d\d", out)
+    delivered = re.search(
+        r"^delivered, first event to last email .*: raw Temporal \+ aiosmtplib ([\d.]+) emails/s, "
+        r"Journeyman POST /v1/events ([\d.]+) emails/s$",
+        out,
+        re.M,
+    )
+    assert delivered, out
+    # Six emails over a run no shorter than the pacing of six events at the offered rate.
+    for rate in map(float, delivered.groups()):
+        assert 0 < rate <= 6 / (5 / float(offered.group(1)))
     assert "CPU ms per event (server / api / worker / raw worker / bench)" in out
     for label in ("raw Temporal + aiosmtplib", "Journeyman POST /v1/events"):
         assert re.search(rf"^  {re.escape(label)} +(\d+\.\d\d +){{4}}\d+\.\d\d$", out, re.M)
@@ -58,6 +68,7 @@ def test_with_a_given_rate_and_no_raw_side_the_table_says_only_what_was_measured
         received=4,
         latencies=[0.2, 0.1, 0.4, 0.3],
         accept_latencies=[0.05] * 4,
+        mail_seconds=0.8,
     )
     table = e2e.format_table(e2e.E2EResult(offered_rate=8.0, journeyman=side, raw=None))
 
@@ -69,3 +80,4 @@ def test_with_a_given_rate_and_no_raw_side_the_table_says_only_what_was_measured
     )
     assert row, table
     assert float(row.group(1)) == 250.0  # the median of 100, 200, 300, 400 ms
+    assert "Journeyman POST /v1/events 5.0 emails/s" in table  # 4 emails in 0.8 s
